@@ -1,0 +1,41 @@
+// The one seam between weft and a disk. The layer above (VersionedStore) owns the
+// key layout; adapters only keep ordered bytes. Reads are synchronous because the
+// embedded stores we target answer from memory-mapped pages in microseconds.
+
+/**
+ * Storage keys are strings ordered by Unicode code point (the same order as their
+ * UTF-8 bytes), so a prefix of keys is one contiguous range.
+ */
+export type StorageKey = string
+
+export type StorageWrite =
+  | { readonly type: 'put'; readonly key: StorageKey; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly key: StorageKey }
+
+export interface StorageRange {
+  /** Inclusive lower bound. */
+  readonly gte?: StorageKey
+  /** Exclusive upper bound. */
+  readonly lt?: StorageKey
+  readonly reverse?: boolean
+  readonly limit?: number
+}
+
+export interface StorageAdapter {
+  get(key: StorageKey): Uint8Array | undefined
+  /** Entries in key order (or reverse), as they are when the iteration starts. */
+  range(range: StorageRange): Iterable<readonly [StorageKey, Uint8Array]>
+  /**
+   * Applies every write atomically. The promise resolves only once the writes are
+   * durable (they survive a process crash). Concurrent calls may share one sync.
+   */
+  commit(writes: readonly StorageWrite[]): Promise<void>
+  /** Approximate bytes used on disk (or in memory). */
+  sizeBytes(): number
+  close(): Promise<void>
+}
+
+/** The exclusive upper bound of every key that starts with `prefix`. */
+export function prefixEnd(prefix: StorageKey): StorageKey {
+  return prefix + '\u{10FFFF}'
+}
