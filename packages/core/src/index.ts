@@ -1,1 +1,7 @@
-export {}
+export * from './errors.ts'
+export * from './HybridLogicalClock.ts'
+export * from './ids.ts'
+export * from './value.ts'
+export { type Conflict, MergeStrategy } from './merge.ts'
+export { ForkDoc, type MergeResult } from './ForkDoc.ts'
+export * from './Revision.ts'
