@@ -39,6 +39,10 @@ export class ForkDoc {
     return readRegister(rootRegister(this.doc))
   }
 
+  stateVector(): Uint8Array {
+    return Y.encodeStateVector(this.doc)
+  }
+
   encodeState(): Uint8Array {
     return Y.encodeStateAsUpdate(this.doc)
   }
@@ -63,14 +67,15 @@ export class ForkDoc {
   /**
    * Merges `src` into this fork by `strategy`. Leaves this doc untouched: the
    * caller applies the returned delta like any revision. With `fail`, throws
-   * MERGE_CONFLICT (carrying the conflicts) and changes nothing.
+   * MERGE_CONFLICT (carrying the conflicts) and changes nothing. `base` is
+   * this fork's state vector right after its last merge from `src`, if any.
    */
-  merge(src: ForkDoc, strategy: MergeStrategy, stamp: string): MergeResult {
+  merge(src: ForkDoc, strategy: MergeStrategy, stamp: string, base?: Uint8Array): MergeResult {
     // gc off: a container one side deleted keeps its content for the conflict walk.
     const scratch = this.clone({ gc: false })
     let conflicts: Conflict[] = []
     const delta = capture(scratch.doc, () => {
-      conflicts = mergeDocs(scratch.doc, this.doc, src.doc, strategy, stamp).conflicts
+      conflicts = mergeDocs(scratch.doc, this.doc, src.doc, strategy, stamp, base).conflicts
       if (strategy === 'fail' && conflicts.length > 0) {
         throw new WeftError(ErrorCode.MERGE_CONFLICT, `merge has ${conflicts.length} conflict(s) and strategy is fail`, { conflicts })
       }

@@ -8,8 +8,9 @@
 //   one known only to src, one only to dst);
 // - a container one side replaced (a new type, a removed field, a deleted key)
 //   while the other side changed something inside it.
-// Their common ancestor needs no bookkeeping: items both docs hold are the
-// ancestor, so "changed since" is "item not in the other side's state vector".
+// The common ancestor is the items both docs hold, plus what dst held right
+// after its last merge from src (`dstBase`): what dst took from src then, or
+// decided in that merge, is not a dst change the next merge should weigh.
 import * as Y from 'yjs'
 import {
   type Entry,
@@ -56,6 +57,12 @@ interface FoundConflict {
 
 type StateVector = Map<number, number>
 
+/** Which items each side made since the common ancestor. */
+interface Sides {
+  srcOnly(id: Y.ID): boolean
+  dstOnly(id: Y.ID): boolean
+}
+
 function has(sv: StateVector, id: Y.ID): boolean {
   return id.clock < (sv.get(id.client) ?? 0)
 }
@@ -76,9 +83,14 @@ export interface MergeOutcome {
  * untouched original. With `fail` and conflicts, returns before any repair;
  * the caller discards `merged`.
  */
-export function mergeDocs(merged: Y.Doc, dst: Y.Doc, src: Y.Doc, strategy: MergeStrategy, stamp: string): MergeOutcome {
+export function mergeDocs(merged: Y.Doc, dst: Y.Doc, src: Y.Doc, strategy: MergeStrategy, stamp: string, dstBase?: Uint8Array): MergeOutcome {
   const svDst = Y.decodeStateVector(Y.encodeStateVector(dst))
   const svSrc = Y.decodeStateVector(Y.encodeStateVector(src))
+  const base: StateVector = dstBase ? Y.decodeStateVector(dstBase) : new Map()
+  const sides: Sides = {
+    srcOnly: (id) => has(svSrc, id) && !has(svDst, id),
+    dstOnly: (id) => has(svDst, id) && !has(svSrc, id) && !has(base, id),
+  }
   Y.applyUpdate(merged, Y.encodeStateAsUpdate(src, Y.encodeStateVector(dst)))
 
   const found = new Map<string, FoundConflict>()
@@ -86,9 +98,9 @@ export function mergeDocs(merged: Y.Doc, dst: Y.Doc, src: Y.Doc, strategy: Merge
     const id = JSON.stringify(conflict.path)
     if (!found.has(id)) found.set(id, conflict)
   }
-  findRegisterConflicts(rootRegister(merged), [], svDst, svSrc, add)
-  findReplacedContainers(src, merged, svDst, 'theirs', add)
-  findReplacedContainers(dst, merged, svSrc, 'ours', add)
+  findRegisterConflicts(rootRegister(merged), [], svDst, svSrc, sides, add)
+  findReplacedContainers(src, merged, sides, 'theirs', add)
+  findReplacedContainers(dst, merged, sides, 'ours', add)
 
   const conflicts = [...found.values()]
   if (strategy === 'fail' && conflicts.length > 0) {
@@ -108,7 +120,7 @@ export function mergeDocs(merged: Y.Doc, dst: Y.Doc, src: Y.Doc, strategy: Merge
   return { conflicts: result }
 }
 
-function findRegisterConflicts(register: Register, path: Path, svDst: StateVector, svSrc: StateVector, add: (c: FoundConflict) => void): void {
+function findRegisterConflicts(register: Register, path: Path, svDst: StateVector, svSrc: StateVector, sides: Sides, add: (c: FoundConflict) => void): void {
   if (register.entries.size > 1) {
     let ours: [string, Entry] | undefined
     let theirs: [string, Entry] | undefined
@@ -119,8 +131,8 @@ function findRegisterConflicts(register: Register, path: Path, svDst: StateVecto
       if (!item) continue
       const inDst = has(svDst, item.id)
       const inSrc = has(svSrc, item.id)
-      if (inSrc && !inDst) srcOnly = true
-      if (inDst && !inSrc) dstOnly = true
+      if (sides.srcOnly(item.id)) srcOnly = true
+      if (sides.dstOnly(item.id)) dstOnly = true
       if (inDst && (!ours || stampOf(pair[1]) > stampOf(ours[1]))) ours = pair
       if (inSrc && (!theirs || stampOf(pair[1]) > stampOf(theirs[1]))) theirs = pair
     }
@@ -135,7 +147,7 @@ function findRegisterConflicts(register: Register, path: Path, svDst: StateVecto
     }
   }
   const best = winner(register)?.[1]
-  if (best && isBox(best)) forEachChild(best, path, (child, childPath) => findRegisterConflicts(child, childPath, svDst, svSrc, add))
+  if (best && isBox(best)) forEachChild(best, path, (child, childPath) => findRegisterConflicts(child, childPath, svDst, svSrc, sides, add))
 }
 
 function forEachChild(box: Y.Map<unknown>, path: Path, visit: (register: Register, path: Path) => void): void {
@@ -173,7 +185,9 @@ function counterpart(map: Y.Map<unknown>, other: Y.Doc): Y.Map<unknown> | undefi
  * register's winner in `merged` because the other side replaced it, and side
  * changed something inside it, that is a conflict at the container's path.
  */
-function findReplacedContainers(side: Y.Doc, merged: Y.Doc, svOther: StateVector, who: 'ours' | 'theirs', add: (c: FoundConflict) => void): void {
+function findReplacedContainers(side: Y.Doc, merged: Y.Doc, sides: Sides, who: 'ours' | 'theirs', add: (c: FoundConflict) => void): void {
+  const mineIsNew = who === 'ours' ? sides.dstOnly : sides.srcOnly
+  const otherIsNew = who === 'ours' ? sides.srcOnly : sides.dstOnly
   const visit = (register: Register, path: Path): void => {
     const mine = winner(register)
     if (!mine || !isBox(mine[1])) return
@@ -186,10 +200,10 @@ function findReplacedContainers(side: Y.Doc, merged: Y.Doc, svOther: StateVector
       forEachChild(mine[1], path, visit)
       return
     }
-    const changedAt = newestChange(mine[1], svOther)
+    const changedAt = newestChange(mine[1], mineIsNew)
     if (changedAt === undefined || !current) return
     const replacedBy = itemOf(map, current[0])
-    if (!replacedBy || has(svOther, replacedBy.id) === false) return
+    if (!replacedBy || !otherIsNew(replacedBy.id)) return
     const mineValue = readEntry(mine[1])
     const otherValue = readEntry(current[1])
     if (deepEqual(mineValue, otherValue)) return
@@ -205,13 +219,13 @@ function findReplacedContainers(side: Y.Doc, merged: Y.Doc, svOther: StateVector
   visit(rootRegister(side), [])
 }
 
-/** The newest stamp of an entry inside `box` that the other side has not seen. */
-function newestChange(box: Y.Map<unknown>, svOther: StateVector): string | undefined {
+/** The newest stamp of an entry inside `box` made since the common ancestor. */
+function newestChange(box: Y.Map<unknown>, isNew: (id: Y.ID) => boolean): string | undefined {
   let newest: string | undefined
   const consider = (map: Y.Map<unknown>) => {
     for (const [key, entry] of map.entries()) {
       const item = itemOf(map, key)
-      if (item && !has(svOther, item.id)) {
+      if (item && isNew(item.id)) {
         const stamp = stampOf(entry as Entry)
         if (newest === undefined || stamp > newest) newest = stamp
       }
