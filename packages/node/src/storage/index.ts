@@ -1,0 +1,5 @@
+export { LmdbStorage } from './LmdbStorage.ts'
+export type { LmdbStorageOptions } from './LmdbStorage.ts'
+export { MemoryStorage } from './MemoryStorage.ts'
+export { assertStorageKey, MAX_KEY_BYTES, prefixEnd } from './StorageAdapter.ts'
+export type { StorageAdapter, StorageKey, StorageRange, StorageWrite } from './StorageAdapter.ts'

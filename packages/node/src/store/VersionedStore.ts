@@ -1,0 +1,850 @@
+// The versioned store: every operation of DESIGN.md over one node's storage.
+//
+// Each fork of a key is a log of revisions (Yjs deltas) in history order, with
+// checkpoints every `checkpointEvery` revisions so any revision is a short
+// replay away, and a materialized head so a plain get needs no Yjs. Live docs
+// are loaded on demand into a bounded cache. A mutation runs synchronously up
+// to the storage commit (so no two interleave on one fork) and is acknowledged
+// once the commit is durable.
+import {
+  type Change,
+  type Conflict,
+  ErrorCode,
+  type ForkName,
+  ForkDoc,
+  HybridLogicalClock,
+  type Hlc,
+  type Key,
+  MAIN_FORK,
+  MergeStrategy,
+  type NodeId,
+  type Revision,
+  type RevisionId,
+  type RevisionInfo,
+  RevisionKind,
+  type RevisionRef,
+  type Value,
+  ValueLimits,
+  WeftError,
+  decodeHlc,
+  describeRevision,
+  diffValues,
+  encodeHlc,
+  parseFork,
+  parseKey,
+  parseKeyPrefix,
+  parseMeta,
+  parseRevisionId,
+  parseValue,
+  revisionId,
+} from '@weft/core'
+import { type StorageAdapter, type StorageWrite, prefixEnd } from '../storage/StorageAdapter.ts'
+import { LruCache } from './LruCache.ts'
+import { StoreLayout as L } from './StoreLayout.ts'
+import {
+  type HeadRecord,
+  type StoredRevision,
+  decodeCheckpoint,
+  decodeFork,
+  decodeHead,
+  decodeIndex,
+  decodeRevision,
+  encodeCheckpoint,
+  encodeFork,
+  encodeHead,
+  encodeIndex,
+  encodeRevision,
+} from './records.ts'
+
+/** A Yjs update that changes nothing: the delta of a revision that only records intent. */
+const EMPTY_DELTA = new Uint8Array([0, 0])
+const MAX_PAGE = 1000
+const DEFAULT_PAGE = 100
+
+export interface VersionedStoreOptions {
+  readonly storage: StorageAdapter
+  readonly nodeId: NodeId
+  /** Physical clock in ms (injectable for tests). */
+  readonly now?: () => number
+  /** Live fork docs kept in memory. */
+  readonly cacheSize?: number
+  readonly checkpointEvery?: number
+  readonly valueLimits?: { bytes: number; depth: number }
+  /** Largest delta accepted from a peer. */
+  readonly maxDeltaBytes?: number
+}
+
+/** Which revision of a fork: by id, by 1-based index, or as of a time (ms); default the head. */
+export interface RevisionSelector {
+  readonly revision?: RevisionId | string
+  readonly index?: number
+  readonly at?: number
+}
+
+export interface WriteMeta {
+  readonly author?: string
+  readonly message?: string
+}
+
+export interface GetResult {
+  readonly key: Key
+  readonly fork: ForkName
+  /** Absent when the revision read is a deletion. */
+  readonly value?: Value
+  readonly deleted: boolean
+  readonly revision: RevisionInfo
+}
+
+export interface WriteResult {
+  readonly key: Key
+  readonly fork: ForkName
+  readonly revision: RevisionInfo
+}
+
+export interface MergeResult extends WriteResult {
+  readonly conflicts: Conflict[]
+}
+
+export interface HistoryEntry extends RevisionInfo {
+  readonly value?: Value
+  readonly deleted?: boolean
+  readonly patch?: Change[]
+}
+
+export interface KeyInfo {
+  readonly key: Key
+  readonly fork: ForkName
+  readonly revisionCount: number
+  readonly head: RevisionInfo
+  readonly deleted: boolean
+  readonly forks: { fork: ForkName; from?: RevisionRef }[]
+  /** The fork's ancestry, nearest first: each fork it was forked from, at which revision. */
+  readonly ancestors: RevisionRef[]
+  readonly sizeBytes: number
+}
+
+export interface KeyListing {
+  readonly keys: { key: Key; head: RevisionId; revisionCount: number }[]
+  /** Pass as `after` for the next page; absent on the last page. */
+  readonly next?: string
+}
+
+export interface PrefixResult {
+  readonly results: ({ key: Key; ok: true; revision: RevisionInfo; conflicts?: Conflict[] } | { key: Key; ok: false; error: { code: string; message: string } })[]
+}
+
+export type Progress = (done: number, total: number) => void
+
+/** A revision that is now durable on this node, local or from a peer. */
+export interface CommittedRevision {
+  readonly revision: Revision
+  readonly info: RevisionInfo
+  readonly value?: Value
+  readonly deleted: boolean
+  readonly local: boolean
+}
+
+interface Checkpoint {
+  readonly id: RevisionId
+  readonly index: number
+}
+
+interface ForkState {
+  readonly key: Key
+  readonly fork: ForkName
+  doc: ForkDoc
+  head: HeadRecord
+  checkpoints: Checkpoint[]
+}
+
+export class VersionedStore {
+  readonly nodeId: NodeId
+  private readonly storage: StorageAdapter
+  private readonly clock: HybridLogicalClock
+  private readonly cache: LruCache<string, ForkState>
+  private readonly checkpointEvery: number
+  private readonly valueLimits: { bytes: number; depth: number }
+  private readonly maxDeltaBytes: number
+  private readonly listeners = new Set<(event: CommittedRevision) => void>()
+  private readonly inflight = new Set<Promise<void>>()
+  /** Fork states with writes not yet durable: never evicted, never reloaded from storage. */
+  private readonly pinned = new Map<string, { state: ForkState; writes: number }>()
+  private failure: Error | undefined
+  private closed = false
+
+  constructor(options: VersionedStoreOptions) {
+    this.storage = options.storage
+    this.nodeId = options.nodeId
+    this.cache = new LruCache(options.cacheSize ?? 2000)
+    this.checkpointEvery = options.checkpointEvery ?? 128
+    this.valueLimits = options.valueLimits ?? ValueLimits
+    this.maxDeltaBytes = options.maxDeltaBytes ?? 4 * 1024 * 1024
+    const saved = this.storage.get(L.clock)
+    const start = saved ? decodeHlc(new TextDecoder().decode(saved)) : undefined
+    this.clock = new HybridLogicalClock(options.now ?? Date.now, start)
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  get(keyInput: string, forkInput: string = MAIN_FORK, selector: RevisionSelector = {}): GetResult {
+    const key = parseKey(keyInput)
+    const fork = parseFork(forkInput)
+    if (isHeadSelector(selector)) {
+      const head = this.readHead(key, fork)
+      if (!head || head.deleted) throw notFound(key, fork)
+      return { key, fork, value: head.value as Value, deleted: false, revision: headInfo(head) }
+    }
+    const at = this.stateAt(key, fork, selector)
+    const value = at.doc.value()
+    return { key, fork, ...(value !== undefined && { value }), deleted: value === undefined, revision: at.info }
+  }
+
+  keys(options: { prefix?: string; fork?: string; limit?: number; after?: string } = {}): KeyListing {
+    const prefix = parseKeyPrefix(options.prefix)
+    const fork = parseFork(options.fork ?? MAIN_FORK)
+    const limit = pageSize(options.limit)
+    const start = L.headPrefix(fork, prefix)
+    const gte = options.after === undefined ? start : L.head(fork, parseKey(options.after)) + '\u0000'
+    const keys: { key: Key; head: RevisionId; revisionCount: number }[] = []
+    let more = false
+    for (const [storageKey, bytes] of this.storage.range({ gte: gte > start ? gte : start, lt: prefixEnd(start) })) {
+      const head = decodeHead(bytes)
+      if (head.deleted) continue
+      if (keys.length === limit) {
+        more = true
+        break
+      }
+      keys.push({ key: L.keyOfHead(storageKey), head: head.head, revisionCount: head.count })
+    }
+    const last = keys.at(-1)
+    return { keys, ...(more && last && { next: last.key }) }
+  }
+
+  history(keyInput: string, forkInput: string = MAIN_FORK, options: { limit?: number; before?: string; values?: boolean; patches?: boolean } = {}): { revisions: HistoryEntry[]; next?: string } {
+    const key = parseKey(keyInput)
+    const fork = parseFork(forkInput)
+    const head = this.readHead(key, fork)
+    if (!head) throw notFound(key, fork)
+    const limit = pageSize(options.limit)
+    const prefix = L.revisionPrefix(key, fork)
+    let topIndex = head.count
+    let lt = prefixEnd(prefix)
+    if (options.before !== undefined) {
+      const before = this.requireRevisionId(key, fork, options.before)
+      topIndex = this.indexOf(key, fork, before) - 1
+      lt = L.revision(key, fork, before)
+    }
+    const page: [RevisionId, StoredRevision][] = []
+    for (const [storageKey, bytes] of this.storage.range({ gte: prefix, lt, reverse: true, limit: limit + 1 })) {
+      page.push([L.lastPart(storageKey) as RevisionId, decodeRevision(bytes)])
+    }
+    const more = page.length > limit
+    if (more) page.pop()
+    const entries: HistoryEntry[] = page.map(([id, stored], i) => describeRevision(toRevision(key, fork, id, stored), topIndex - i))
+    if ((options.values || options.patches) && page.length > 0) {
+      const oldest = topIndex - page.length + 1
+      const doc = oldest > 1 ? this.stateAt(key, fork, { index: oldest - 1 }).doc : ForkDoc.load()
+      let previous = doc.value()
+      for (let i = page.length - 1; i >= 0; i--) {
+        doc.apply(page[i]![1].delta)
+        const value = doc.value()
+        entries[i] = {
+          ...entries[i]!,
+          ...(options.values && { deleted: value === undefined, ...(value !== undefined && { value }) }),
+          ...(options.patches && { patch: diffValues(previous, value) }),
+        }
+        previous = value
+      }
+    }
+    const last = entries.at(-1)
+    return { revisions: entries, ...(more && last && { next: last.id }) }
+  }
+
+  info(keyInput: string, forkInput: string = MAIN_FORK): KeyInfo {
+    const key = parseKey(keyInput)
+    const fork = parseFork(forkInput)
+    const head = this.readHead(key, fork)
+    if (!head) throw notFound(key, fork)
+    const forks: { fork: ForkName; from?: RevisionRef }[] = []
+    const prefix = L.forkPrefix(key)
+    for (const [storageKey, bytes] of this.storage.range({ gte: prefix, lt: prefixEnd(prefix) })) {
+      const record = decodeFork(bytes)
+      forks.push({ fork: L.lastPart(storageKey) as ForkName, ...(record.from && { from: record.from }) })
+    }
+    const ancestors: RevisionRef[] = []
+    const seen = new Set<string>([fork])
+    let from = forks.find((f) => f.fork === fork)?.from
+    while (from && !seen.has(from.fork)) {
+      ancestors.push(from)
+      seen.add(from.fork)
+      const parent: ForkName = from.fork
+      from = forks.find((f) => f.fork === parent)?.from
+    }
+    return { key, fork, revisionCount: head.count, head: headInfo(head), deleted: head.deleted, forks, ancestors, sizeBytes: head.bytes }
+  }
+
+  /** What changed from one revision (or fork) of a key to another. */
+  diff(keyInput: string, from: { fork?: string } & RevisionSelector, to: { fork?: string } & RevisionSelector): { from: RevisionInfo; to: RevisionInfo; changes: Change[] } {
+    const key = parseKey(keyInput)
+    const a = this.stateAt(key, parseFork(from.fork ?? MAIN_FORK), from)
+    const b = this.stateAt(key, parseFork(to.fork ?? MAIN_FORK), to)
+    return { from: a.info, to: b.info, changes: diffValues(a.doc.value(), b.doc.value()) }
+  }
+
+  // ---- writes --------------------------------------------------------------
+
+  async set(keyInput: string, valueInput: unknown, options: { fork?: string; ifHead?: string | null } & WriteMeta = {}): Promise<WriteResult> {
+    const key = parseKey(keyInput)
+    const fork = parseFork(options.fork ?? MAIN_FORK)
+    const value = parseValue(valueInput, this.valueLimits)
+    const meta = parseMeta(options.author, options.message)
+    this.checkWritable()
+    const state = this.loadFork(key, fork)
+    checkHead(state, options.ifHead)
+    const id = this.nextId()
+    return this.writeValue(state ?? this.newFork(key, fork), id, value, { kind: RevisionKind.set, ...meta })
+  }
+
+  async delete(keyInput: string, options: { fork?: string; ifHead?: string | null } & WriteMeta = {}): Promise<WriteResult> {
+    const key = parseKey(keyInput)
+    const fork = parseFork(options.fork ?? MAIN_FORK)
+    const meta = parseMeta(options.author, options.message)
+    this.checkWritable()
+    const state = this.loadFork(key, fork)
+    checkHead(state, options.ifHead)
+    if (!state || state.head.deleted) throw notFound(key, fork)
+    return this.writeValue(state, this.nextId(), undefined, { kind: RevisionKind.delete, ...meta })
+  }
+
+  /** A new revision whose value is that of an earlier one; history is kept. */
+  async revert(keyInput: string, to: RevisionSelector, options: { fork?: string } & WriteMeta = {}): Promise<WriteResult> {
+    const key = parseKey(keyInput)
+    const fork = parseFork(options.fork ?? MAIN_FORK)
+    const meta = parseMeta(options.author, options.message)
+    if (isHeadSelector(to)) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'revert needs a revision, index or time')
+    this.checkWritable()
+    const target = this.stateAt(key, fork, to)
+    const state = this.loadFork(key, fork)!
+    return this.writeValue(state, this.nextId(), target.doc.value(), { kind: RevisionKind.revert, from: { fork, revision: target.info.id }, ...meta })
+  }
+
+  /** Creates fork `to` of a key from fork `from`, at its head or an earlier revision. */
+  async fork(keyInput: string, options: { from?: string; to: string } & RevisionSelector & WriteMeta): Promise<WriteResult> {
+    const key = parseKey(keyInput)
+    const from = parseFork(options.from ?? MAIN_FORK)
+    const to = parseFork(options.to)
+    const meta = parseMeta(options.author, options.message)
+    if (from === to) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be forked into itself')
+    this.checkWritable()
+    if (this.loadFork(key, to)) throw new WeftError(ErrorCode.FORK_EXISTS, `fork ${to} of ${key} already exists`, { key, fork: to })
+    const origin = this.stateAt(key, from, options)
+    const state = this.newFork(key, to)
+    const ref = { fork: from, revision: origin.info.id }
+    const delta = origin.doc.encodeState()
+    state.doc.apply(delta)
+    const revision: Revision = { id: this.nextId(), key, fork: to, kind: RevisionKind.fork, delta, from: ref, ...meta }
+    return this.commitLocal(state, revision, [{ type: 'put', key: L.fork(key, to), value: encodeFork({ from: ref }) }])
+  }
+
+  /** Three-way merge of fork `from` into fork `into`, as one revision on `into`. */
+  async merge(keyInput: string, options: { from: string; into?: string; strategy?: string } & WriteMeta): Promise<MergeResult> {
+    const key = parseKey(keyInput)
+    const from = parseFork(options.from)
+    const into = parseFork(options.into ?? MAIN_FORK)
+    const strategy = parseStrategy(options.strategy)
+    const meta = parseMeta(options.author, options.message)
+    if (from === into) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be merged into itself')
+    this.checkWritable()
+    const src = this.loadFork(key, from)
+    if (!src) throw forkNotFound(key, from)
+    const dst = this.loadFork(key, into)
+    if (!dst) throw forkNotFound(key, into)
+    return this.mergeForks(dst, src, strategy, meta)
+  }
+
+  /** Forks every live key under `prefix`, reporting per key. */
+  async forkPrefix(prefixInput: string, options: { from?: string; to: string; at?: number } & WriteMeta, onProgress?: Progress): Promise<PrefixResult> {
+    const from = options.from ?? MAIN_FORK
+    const keys = this.allKeys(prefixInput, from, false)
+    return this.eachKey(keys, onProgress, (key) =>
+      this.fork(key, { from, to: options.to, ...(options.at !== undefined && { at: options.at }), ...pickMeta(options) }),
+    )
+  }
+
+  /**
+   * Merges fork `from` into `into` for every key under `prefix` that has fork
+   * `from` (deleted ones too, so deletions carry over). A key that lacks fork
+   * `into` gets it, made by the merge.
+   */
+  async mergePrefix(prefixInput: string, options: { from: string; into?: string; strategy?: string } & WriteMeta, onProgress?: Progress): Promise<PrefixResult> {
+    const from = parseFork(options.from)
+    const into = parseFork(options.into ?? MAIN_FORK)
+    const strategy = parseStrategy(options.strategy)
+    const meta = parseMeta(options.author, options.message)
+    if (from === into) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be merged into itself')
+    const keys = this.allKeys(prefixInput, from, true)
+    return this.eachKey(keys, onProgress, async (key) => {
+      this.checkWritable()
+      const src = this.loadFork(key, from)
+      if (!src) throw forkNotFound(key, from)
+      return this.mergeForks(this.loadFork(key, into) ?? this.newFork(key, into), src, strategy, meta)
+    })
+  }
+
+  // ---- replication ---------------------------------------------------------
+
+  /**
+   * Applies revisions made elsewhere, in any order, idempotently. Returns the
+   * ones that were new here; rejects (per revision, without applying it) any
+   * that fail validation.
+   */
+  async applyRemote(revisions: readonly unknown[]): Promise<{ applied: Revision[]; rejected: { id: unknown; code: string; message: string }[] }> {
+    this.checkWritable()
+    const applied: Revision[] = []
+    const rejected: { id: unknown; code: string; message: string }[] = []
+    const writes: StorageWrite[] = []
+    const events: CommittedRevision[] = []
+    const seen = new Set<string>()
+    for (const input of revisions) {
+      let revision: Revision
+      try {
+        revision = this.validateRemote(input)
+      } catch (err) {
+        const e = toWeftError(err)
+        rejected.push({ id: (input as { id?: unknown } | null)?.id, code: e.code, message: e.message })
+        continue
+      }
+      const storageKey = L.revision(revision.key, revision.fork, revision.id)
+      if (seen.has(storageKey) || this.storage.get(storageKey)) continue
+      seen.add(storageKey)
+      const existing = this.loadFork(revision.key, revision.fork)
+      const state = existing ?? this.newFork(revision.key, revision.fork)
+      try {
+        state.doc.apply(revision.delta)
+      } catch (err) {
+        // A half-applied update leaves the doc suspect: reload it from storage next time.
+        this.cache.delete(cacheKey(state.key, state.fork))
+        const e = toWeftError(err)
+        rejected.push({ id: revision.id, code: e.code, message: e.message })
+        continue
+      }
+      this.clock.receive(parseRevisionId(revision.id).hlc)
+      if (!existing) writes.push({ type: 'put', key: L.fork(revision.key, revision.fork), value: encodeFork(revision.kind === RevisionKind.fork && revision.from ? { from: revision.from } : {}) })
+      const event = this.record(state, revision, writes, false)
+      applied.push(revision)
+      events.push(event)
+    }
+    if (writes.length > 0) await this.commit(writes, events)
+    return { applied, rejected }
+  }
+
+  /** Revision ids this node holds for one fork, oldest first (for anti-entropy). */
+  *revisionIds(key: Key, fork: ForkName, after?: RevisionId): Iterable<RevisionId> {
+    const prefix = L.revisionPrefix(key, fork)
+    const gte = after ? L.revision(key, fork, after) + '\u0000' : prefix
+    for (const [storageKey] of this.storage.range({ gte, lt: prefixEnd(prefix) })) yield L.lastPart(storageKey) as RevisionId
+  }
+
+  /** One stored revision, whole (for anti-entropy and replication). */
+  revision(key: Key, fork: ForkName, id: RevisionId): Revision | undefined {
+    const bytes = this.storage.get(L.revision(key, fork, id))
+    return bytes ? toRevision(key, fork, id, decodeRevision(bytes)) : undefined
+  }
+
+  subscribe(listener: (event: CommittedRevision) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** The latest HLC this node has issued or seen. */
+  lastClock(): Hlc {
+    return this.clock.peek()
+  }
+
+  sizeBytes(): number {
+    return this.storage.sizeBytes()
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.allSettled([...this.inflight])
+    this.cache.clear()
+    await this.storage.close()
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private nextId(): RevisionId {
+    return revisionId(this.clock.now(), this.nodeId)
+  }
+
+  private checkWritable(): void {
+    if (this.closed) throw new WeftError(ErrorCode.CLOSED, 'store is closed')
+    if (this.failure) throw new WeftError(ErrorCode.STORAGE_FAILED, `storage failed earlier: ${this.failure.message}`)
+  }
+
+  private readHead(key: Key, fork: ForkName): HeadRecord | undefined {
+    const bytes = this.storage.get(L.head(fork, key))
+    return bytes ? decodeHead(bytes) : undefined
+  }
+
+  private newFork(key: Key, fork: ForkName): ForkState {
+    return { key, fork, doc: ForkDoc.load(), head: { head: '' as RevisionId, count: 0, kind: RevisionKind.set, bytes: 0, deleted: true }, checkpoints: [] }
+  }
+
+  /** The live state of a fork (cached), or undefined when it has no revisions. */
+  private loadFork(key: Key, fork: ForkName): ForkState | undefined {
+    const id = cacheKey(key, fork)
+    const cached = this.pinned.get(id)?.state ?? this.cache.get(id)
+    if (cached) return cached
+    const head = this.readHead(key, fork)
+    if (!head) return undefined
+    const checkpoints = this.readCheckpoints(key, fork)
+    const last = checkpoints.at(-1)
+    const doc = this.replayAfter(key, fork, last, undefined)
+    const state: ForkState = { key, fork, doc, head, checkpoints }
+    this.cache.set(id, state)
+    return state
+  }
+
+  private readCheckpoints(key: Key, fork: ForkName): Checkpoint[] {
+    const prefix = L.checkpointIndexPrefix(key, fork)
+    const checkpoints: Checkpoint[] = []
+    for (const [storageKey, bytes] of this.storage.range({ gte: prefix, lt: prefixEnd(prefix) })) {
+      checkpoints.push({ id: L.lastPart(storageKey) as RevisionId, index: decodeIndex(bytes) })
+    }
+    return checkpoints
+  }
+
+  /** Checkpoint `from` (or nothing) plus the revisions after it, up to `count` of them. */
+  private replayAfter(key: Key, fork: ForkName, from: Checkpoint | undefined, count: number | undefined, lt?: string): ForkDoc {
+    const prefix = L.revisionPrefix(key, fork)
+    const state = from ? this.readCheckpointState(key, fork, from.id) : undefined
+    const gte = from ? L.revision(key, fork, from.id) + '\u0000' : prefix
+    const deltas: Uint8Array[] = []
+    if (count !== 0) {
+      for (const [, bytes] of this.storage.range({ gte, lt: lt ?? prefixEnd(prefix), ...(count !== undefined && { limit: count }) })) {
+        deltas.push(decodeRevision(bytes).delta)
+      }
+    }
+    return ForkDoc.replay(state, deltas)
+  }
+
+  private readCheckpointState(key: Key, fork: ForkName, id: RevisionId): Uint8Array {
+    const bytes = this.storage.get(L.checkpoint(key, fork, id))
+    if (!bytes) throw new WeftError(ErrorCode.STORAGE_CORRUPT, `checkpoint ${id} of ${key}@${fork} is missing`)
+    return decodeCheckpoint(bytes).state
+  }
+
+  private checkpointsOf(key: Key, fork: ForkName): Checkpoint[] {
+    const id = cacheKey(key, fork)
+    return (this.pinned.get(id)?.state ?? this.cache.get(id))?.checkpoints ?? this.readCheckpoints(key, fork)
+  }
+
+  /** The fork's state at a revision, as a fresh doc, with that revision's info. */
+  private stateAt(key: Key, fork: ForkName, selector: RevisionSelector): { doc: ForkDoc; info: RevisionInfo } {
+    const head = this.readHead(key, fork)
+    if (!head) throw notFound(key, fork)
+    if (isHeadSelector(selector)) selector = { revision: head.head }
+    const checkpoints = this.checkpointsOf(key, fork)
+    const prefix = L.revisionPrefix(key, fork)
+    let index: number
+    let bound: string // exclusive storage-key bound of the revisions to replay
+    if (selector.index !== undefined) {
+      index = selector.index
+      if (!Number.isInteger(index) || index < 1 || index > head.count) {
+        throw new WeftError(ErrorCode.REVISION_NOT_FOUND, `index ${index} is outside 1..${head.count}`, { key, fork })
+      }
+      const base = lastWhere(checkpoints, (c) => c.index <= index)
+      const doc = this.replayAfter(key, fork, base, index - (base?.index ?? 0))
+      return { doc, info: this.infoAtIndex(key, fork, base, index) }
+    }
+    if (selector.revision !== undefined) {
+      const id = this.requireRevisionId(key, fork, selector.revision)
+      bound = L.revision(key, fork, id) + '\u0000'
+    } else {
+      const at = selector.at!
+      if (!Number.isFinite(at)) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'at must be a time in ms')
+      bound = prefix + encodeHlc({ wall: Math.floor(at) + 1, counter: 0 })
+    }
+    const base = lastWhere(checkpoints, (c) => L.revision(key, fork, c.id) < bound)
+    const gte = base ? L.revision(key, fork, base.id) + '\u0000' : prefix
+    let last: [RevisionId, StoredRevision] | undefined
+    const deltas: Uint8Array[] = []
+    index = base?.index ?? 0
+    for (const [storageKey, bytes] of this.storage.range({ gte, lt: bound })) {
+      const stored = decodeRevision(bytes)
+      deltas.push(stored.delta)
+      last = [L.lastPart(storageKey) as RevisionId, stored]
+      index++
+    }
+    if (!last && base) last = [base.id, decodeRevision(this.storage.get(L.revision(key, fork, base.id))!)]
+    if (!last) throw new WeftError(ErrorCode.REVISION_NOT_FOUND, `${key}@${fork} has no revision at that time`, { key, fork })
+    const doc = ForkDoc.replay(base ? this.readCheckpointState(key, fork, base.id) : undefined, deltas)
+    return { doc, info: describeRevision(toRevision(key, fork, last[0], last[1]), index) }
+  }
+
+  private infoAtIndex(key: Key, fork: ForkName, base: Checkpoint | undefined, index: number): RevisionInfo {
+    const prefix = L.revisionPrefix(key, fork)
+    // Start at the checkpoint's own revision (index base.index) or the first one (index 1).
+    let i = base?.index ?? 1
+    const gte = base ? L.revision(key, fork, base.id) : prefix
+    for (const [storageKey, bytes] of this.storage.range({ gte, lt: prefixEnd(prefix), limit: index - i + 1 })) {
+      if (i === index) return describeRevision(toRevision(key, fork, L.lastPart(storageKey) as RevisionId, decodeRevision(bytes)), index)
+      i++
+    }
+    throw new WeftError(ErrorCode.STORAGE_CORRUPT, `revision ${index} of ${key}@${fork} is missing`)
+  }
+
+  /** 1-based position of a revision in its fork's history. */
+  private indexOf(key: Key, fork: ForkName, id: RevisionId): number {
+    const target = L.revision(key, fork, id)
+    const base = lastWhere(this.checkpointsOf(key, fork), (c) => L.revision(key, fork, c.id) <= target)
+    const prefix = L.revisionPrefix(key, fork)
+    let index = base?.index ?? 0
+    const gte = base ? L.revision(key, fork, base.id) + '\u0000' : prefix
+    for (const _ of this.storage.range({ gte, lt: target + '\u0000' })) index++
+    return index
+  }
+
+  private requireRevisionId(key: Key, fork: ForkName, input: string): RevisionId {
+    parseRevisionId(input)
+    const id = input as RevisionId
+    if (!this.storage.get(L.revision(key, fork, id))) {
+      throw new WeftError(ErrorCode.REVISION_NOT_FOUND, `${key}@${fork} has no revision ${id}`, { key, fork, revision: id })
+    }
+    return id
+  }
+
+  private async writeValue(state: ForkState, id: RevisionId, value: Value | undefined, meta: Omit<StoredRevision, 'delta'>): Promise<WriteResult> {
+    let delta: Uint8Array | null
+    try {
+      delta = state.doc.write(value, id)
+    } catch (err) {
+      this.cache.delete(cacheKey(state.key, state.fork))
+      throw err
+    }
+    const revision: Revision = { id, key: state.key, fork: state.fork, delta: delta ?? EMPTY_DELTA, ...meta }
+    const extra: StorageWrite[] = state.head.count === 0 ? [{ type: 'put', key: L.fork(state.key, state.fork), value: encodeFork({}) }] : []
+    return this.commitLocal(state, revision, extra)
+  }
+
+  private async mergeForks(dst: ForkState, src: ForkState, strategy: MergeStrategy, meta: { author?: string; message?: string }): Promise<MergeResult> {
+    // What dst held right after its last merge from src is common ground, not a dst change.
+    const last = this.storage.get(L.lastMerge(dst.key, dst.fork, src.fork))
+    const lastId = last ? (new TextDecoder().decode(last) as RevisionId) : undefined
+    const base = lastId && this.storage.get(L.revision(dst.key, dst.fork, lastId)) ? this.stateAt(dst.key, dst.fork, { revision: lastId }).doc.stateVector() : undefined
+    const id = this.nextId()
+    const merged = dst.doc.merge(src.doc, strategy, id, base)
+    if (merged.delta) dst.doc.apply(merged.delta)
+    const revision: Revision = { id, key: dst.key, fork: dst.fork, kind: RevisionKind.merge, delta: merged.delta ?? EMPTY_DELTA, from: { fork: src.fork, revision: src.head.head }, ...meta }
+    const extra: StorageWrite[] = dst.head.count === 0 ? [{ type: 'put', key: L.fork(dst.key, dst.fork), value: encodeFork({}) }] : []
+    const result = await this.commitLocal(dst, revision, extra)
+    return { ...result, conflicts: merged.conflicts }
+  }
+
+  /** Records a revision made here (its delta already applied to `state.doc`) and waits until durable. */
+  private async commitLocal(state: ForkState, revision: Revision, extra: StorageWrite[]): Promise<WriteResult> {
+    const writes = [...extra]
+    const event = this.record(state, revision, writes, true)
+    await this.commit(writes, [event])
+    return { key: state.key, fork: state.fork, revision: event.info }
+  }
+
+  /**
+   * Adds the storage writes for one revision whose delta is already in
+   * `state.doc`, and updates the in-memory state to match.
+   */
+  private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean): CommittedRevision {
+    const { key, fork, id } = revision
+    const value = state.doc.value()
+    const appended = state.head.count === 0 || id > state.head.head
+    const count = state.head.count + 1
+    if (!appended) {
+      // Landed inside the history (after a partition): later checkpoints lack it.
+      const stale = state.checkpoints.filter((c) => c.id > id)
+      for (const c of stale) {
+        writes.push({ type: 'del', key: L.checkpoint(key, fork, c.id) }, { type: 'del', key: L.checkpointIndex(key, fork, c.id) })
+      }
+      state.checkpoints = state.checkpoints.filter((c) => c.id < id)
+    }
+    const headRevision = appended ? revision : undefined
+    state.head = {
+      head: appended ? id : state.head.head,
+      count,
+      kind: headRevision ? revision.kind : state.head.kind,
+      bytes: state.head.bytes + revision.delta.byteLength,
+      deleted: value === undefined,
+      ...(value !== undefined && { value }),
+      ...(headRevision ? pickMeta(revision) : pickMeta(state.head)),
+    }
+    writes.push(
+      { type: 'put', key: L.revision(key, fork, id), value: encodeRevision({ kind: revision.kind, delta: revision.delta, ...(revision.from && { from: revision.from }), ...pickMeta(revision) }) },
+      { type: 'put', key: L.head(fork, key), value: encodeHead(state.head) },
+    )
+    if (revision.kind === RevisionKind.merge && revision.from) {
+      const lastMerge = L.lastMerge(key, fork, revision.from.fork)
+      const previous = this.storage.get(lastMerge)
+      if (!previous || new TextDecoder().decode(previous) < id) writes.push({ type: 'put', key: lastMerge, value: new TextEncoder().encode(id) })
+    }
+    const lastCheckpoint = state.checkpoints.at(-1)?.index ?? 0
+    if (appended && count - lastCheckpoint >= this.checkpointEvery) {
+      writes.push(
+        { type: 'put', key: L.checkpoint(key, fork, id), value: encodeCheckpoint(state.doc.encodeState(), count) },
+        { type: 'put', key: L.checkpointIndex(key, fork, id), value: encodeIndex(count) },
+      )
+      state.checkpoints.push({ id, index: count })
+    }
+    const slot = cacheKey(key, fork)
+    this.cache.set(slot, state)
+    const pin = this.pinned.get(slot)
+    if (pin) pin.writes++
+    else this.pinned.set(slot, { state, writes: 1 })
+    const info = describeRevision(revision, appended ? count : this.indexOfPending(state, id))
+    return { revision, info, ...(value !== undefined && { value }), deleted: value === undefined, local }
+  }
+
+  private indexOfPending(state: ForkState, id: RevisionId): number {
+    // Not yet in storage: its index is one past the revisions stored before it.
+    return this.indexOf(state.key, state.fork, id) + 1
+  }
+
+  private async commit(writes: StorageWrite[], events: CommittedRevision[]): Promise<void> {
+    writes.push({ type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) })
+    const done = this.storage.commit(writes)
+    this.inflight.add(done)
+    try {
+      await done
+    } catch (err) {
+      // Memory is now ahead of disk: refuse further writes rather than diverge.
+      this.failure = err as Error
+      this.cache.clear()
+      throw new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
+    } finally {
+      this.inflight.delete(done)
+      for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
+    }
+    for (const event of events) for (const listener of this.listeners) listener(event)
+  }
+
+  private unpin(id: string): void {
+    const pin = this.pinned.get(id)
+    if (pin && --pin.writes === 0) this.pinned.delete(id)
+  }
+
+  private validateRemote(input: unknown): Revision {
+    if (input === null || typeof input !== 'object') throw new WeftError(ErrorCode.INVALID_UPDATE, 'revision must be an object')
+    const r = input as Record<string, unknown>
+    parseRevisionId(r.id)
+    const key = parseKey(r.key)
+    const fork = parseFork(r.fork)
+    if (typeof r.kind !== 'string' || !Object.hasOwn(RevisionKind, r.kind)) throw new WeftError(ErrorCode.INVALID_UPDATE, 'unknown revision kind')
+    if (!(r.delta instanceof Uint8Array)) throw new WeftError(ErrorCode.INVALID_UPDATE, 'delta must be bytes')
+    if (r.delta.byteLength > this.maxDeltaBytes) throw new WeftError(ErrorCode.VALUE_TOO_LARGE, `delta is larger than ${this.maxDeltaBytes} bytes`)
+    const meta = parseMeta(r.author, r.message)
+    let from: RevisionRef | undefined
+    if (r.from !== undefined) {
+      const f = r.from as Record<string, unknown> | null
+      if (f === null || typeof f !== 'object') throw new WeftError(ErrorCode.INVALID_UPDATE, 'from must be an object')
+      parseRevisionId(f.revision)
+      from = { fork: parseFork(f.fork), revision: f.revision as RevisionId }
+    }
+    return { id: r.id as RevisionId, key, fork, kind: r.kind as RevisionKind, delta: r.delta, ...(from && { from }), ...meta }
+  }
+
+  private allKeys(prefixInput: string, forkInput: string, includeDeleted: boolean): Key[] {
+    const prefix = parseKeyPrefix(prefixInput)
+    const fork = parseFork(forkInput)
+    const start = L.headPrefix(fork, prefix)
+    const keys: Key[] = []
+    for (const [storageKey, bytes] of this.storage.range({ gte: start, lt: prefixEnd(start) })) {
+      if (includeDeleted || !decodeHead(bytes).deleted) keys.push(L.keyOfHead(storageKey))
+    }
+    return keys
+  }
+
+  private async eachKey(keys: Key[], onProgress: Progress | undefined, run: (key: Key) => Promise<WriteResult | MergeResult>): Promise<PrefixResult> {
+    const results: PrefixResult['results'] = []
+    for (const [i, key] of keys.entries()) {
+      try {
+        const result = await run(key)
+        results.push({ key, ok: true, revision: result.revision, ...('conflicts' in result && { conflicts: result.conflicts }) })
+      } catch (err) {
+        const e = toWeftError(err)
+        if (e.code === ErrorCode.STORAGE_FAILED || e.code === ErrorCode.CLOSED) throw e
+        results.push({ key, ok: false, error: { code: e.code, message: e.message } })
+      }
+      onProgress?.(i + 1, keys.length)
+    }
+    return { results }
+  }
+}
+
+function cacheKey(key: Key, fork: ForkName): string {
+  return `${fork}\u0000${key}`
+}
+
+function isHeadSelector(selector: RevisionSelector): boolean {
+  return selector.revision === undefined && selector.index === undefined && selector.at === undefined
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new WeftError(ErrorCode.INVALID_ARGUMENT, `limit must be 1..${MAX_PAGE}`)
+  return limit
+}
+
+function parseStrategy(input: string | undefined): MergeStrategy {
+  if (input === undefined) return MergeStrategy.crdt
+  if (!Object.hasOwn(MergeStrategy, input)) throw new WeftError(ErrorCode.INVALID_ARGUMENT, `strategy must be one of ${Object.keys(MergeStrategy).join(', ')}`)
+  return input as MergeStrategy
+}
+
+function checkHead(state: ForkState | undefined, ifHead: string | null | undefined): void {
+  if (ifHead === undefined) return
+  const head = state && state.head.count > 0 ? state.head.head : null
+  if (head !== ifHead) {
+    throw new WeftError(ErrorCode.HEAD_MISMATCH, `head is ${head ?? 'absent'}, not ${ifHead ?? 'absent'}`, { head })
+  }
+}
+
+function pickMeta(source: { author?: string | undefined; message?: string | undefined }): WriteMeta {
+  return {
+    ...(source.author !== undefined && { author: source.author }),
+    ...(source.message !== undefined && { message: source.message }),
+  }
+}
+
+function headInfo(head: HeadRecord): RevisionInfo {
+  const { hlc, node } = parseRevisionId(head.head)
+  return { id: head.head, index: head.count, ts: hlc.wall, node, kind: head.kind, ...pickMeta(head) }
+}
+
+function toRevision(key: Key, fork: ForkName, id: RevisionId, stored: StoredRevision): Revision {
+  return { id, key, fork, ...stored }
+}
+
+function lastWhere<T>(items: readonly T[], test: (item: T) => boolean): T | undefined {
+  // Items are sorted so that `test` holds for a prefix: binary search.
+  let lo = 0
+  let hi = items.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (test(items[mid]!)) lo = mid + 1
+    else hi = mid
+  }
+  return lo > 0 ? items[lo - 1] : undefined
+}
+
+function notFound(key: Key, fork: ForkName): WeftError {
+  return new WeftError(ErrorCode.KEY_NOT_FOUND, `${key} not found in fork ${fork}`, { key, fork })
+}
+
+function forkNotFound(key: Key, fork: ForkName): WeftError {
+  return new WeftError(ErrorCode.FORK_NOT_FOUND, `${key} has no fork ${fork}`, { key, fork })
+}
+
+function toWeftError(err: unknown): WeftError {
+  return err instanceof WeftError ? err : new WeftError(ErrorCode.INTERNAL, (err as Error)?.message ?? String(err))
+}
