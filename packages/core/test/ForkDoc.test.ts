@@ -174,3 +174,29 @@ describe('ForkDoc replication', () => {
     expect(() => doc.apply(new Uint8Array([255, 255, 255, 1, 2]))).toThrowError(expect.objectContaining({ code: 'INVALID_UPDATE' }) as Error)
   })
 })
+
+describe('ForkDoc array merges', () => {
+  it('an element removed on one side and edited on the other is a conflict settled by time', () => {
+    const dst = ForkDoc.load()
+    setOn(dst, { hosts: ['a', 'b', 'c'] })
+    const src = forkOf(dst)
+    setOn(dst, { hosts: ['a', 'c'] })
+    setOn(src, { hosts: ['a', 'B', 'c'] })
+    const result = dst.merge(src, 'crdt', stamp())
+    dst.apply(result.delta!)
+    expect(result.conflicts).toEqual([{ path: ['hosts', 1], ours: undefined, theirs: 'B', winner: 'theirs' }])
+    expect(dst.value()).toEqual({ hosts: ['a', 'B', 'c'] })
+  })
+
+  it('removals on both sides both apply', () => {
+    const dst = ForkDoc.load()
+    setOn(dst, { hosts: ['a', 'b', 'c', 'd'] })
+    const src = forkOf(dst)
+    setOn(dst, { hosts: ['a', 'c', 'd'] })
+    setOn(src, { hosts: ['a', 'b', 'c'] })
+    const result = dst.merge(src, 'crdt', stamp())
+    dst.apply(result.delta!)
+    expect(result.conflicts).toEqual([])
+    expect(dst.value()).toEqual({ hosts: ['a', 'c'] })
+  })
+})

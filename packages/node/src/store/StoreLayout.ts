@@ -28,7 +28,16 @@ export const StoreLayout = {
   /** The newest merge revision on `into` that merged from `from`. */
   lastMerge: (key: Key, into: ForkName, from: ForkName): StorageKey => `g${S}${key}${S}${into}${S}${from}`,
 
+  /** This node's change feed: every revision stored here, in commit order. */
+  feed: (seq: number): StorageKey => `s${S}${seq.toString(16).padStart(12, '0')}`,
+  feedPrefix: `s${S}` as StorageKey,
+  seqOfFeed: (storageKey: StorageKey): number => parseInt(storageKey.slice(2), 16),
+
   clock: `m${S}hlc` as StorageKey,
+  /** Random id of this store's feed: a new one means its sequence numbers restarted. */
+  epoch: `m${S}epoch` as StorageKey,
+  /** Live keys of fork main. */
+  keyCount: `m${S}keys` as StorageKey,
 
   /** The last part of a key built above (a revision id, a fork name). */
   lastPart: (storageKey: StorageKey): string => storageKey.slice(storageKey.lastIndexOf(S) + 1),

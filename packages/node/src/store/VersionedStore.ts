@@ -38,18 +38,22 @@ import {
   parseValue,
   revisionId,
 } from '@weft/core'
+import { randomUUID } from 'node:crypto'
 import { type StorageAdapter, type StorageWrite, prefixEnd } from '../storage/StorageAdapter.ts'
 import { LruCache } from './LruCache.ts'
 import { StoreLayout as L } from './StoreLayout.ts'
 import {
   type HeadRecord,
   type StoredRevision,
+  type FeedEntry,
   decodeCheckpoint,
+  decodeFeed,
   decodeFork,
   decodeHead,
   decodeIndex,
   decodeRevision,
   encodeCheckpoint,
+  encodeFeed,
   encodeFork,
   encodeHead,
   encodeIndex,
@@ -137,6 +141,8 @@ export type Progress = (done: number, total: number) => void
 
 /** A revision that is now durable on this node, local or from a peer. */
 export interface CommittedRevision {
+  /** Position in this node's change feed. */
+  readonly seq: number
   readonly revision: Revision
   readonly info: RevisionInfo
   readonly value?: Value
@@ -171,6 +177,10 @@ export class VersionedStore {
   private readonly pinned = new Map<string, { state: ForkState; writes: number }>()
   private failure: Error | undefined
   private closed = false
+  private seq: number
+  private liveKeys: number
+  /** Random id of this store's feed, so peers notice when sequence numbers restart. */
+  readonly epoch: string
 
   constructor(options: VersionedStoreOptions) {
     this.storage = options.storage
@@ -182,6 +192,35 @@ export class VersionedStore {
     const saved = this.storage.get(L.clock)
     const start = saved ? decodeHlc(new TextDecoder().decode(saved)) : undefined
     this.clock = new HybridLogicalClock(options.now ?? Date.now, start)
+    const lastFeed = [...this.storage.range({ gte: L.feedPrefix, lt: prefixEnd(L.feedPrefix), reverse: true, limit: 1 })][0]
+    this.seq = lastFeed ? L.seqOfFeed(lastFeed[0]) : 0
+    const count = this.storage.get(L.keyCount)
+    this.liveKeys = count ? decodeIndex(count) : 0
+    const epoch = this.storage.get(L.epoch)
+    // A store without an epoch is new (or older than the feed): its feed starts here.
+    this.epoch = epoch ? new TextDecoder().decode(epoch) : randomUUID()
+    if (!epoch) this.pendingEpoch = true
+  }
+
+  private pendingEpoch = false
+
+  /** This node's feed position: revisions stored here, in commit order. */
+  feedHead(): { epoch: string; seq: number } {
+    return { epoch: this.epoch, seq: this.seq }
+  }
+
+  /** Feed entries after `after`, oldest first. */
+  feed(after: number, limit: number): FeedEntry[] {
+    const entries: FeedEntry[] = []
+    for (const [storageKey, bytes] of this.storage.range({ gte: L.feed(after + 1), lt: prefixEnd(L.feedPrefix), limit })) {
+      entries.push(decodeFeed(L.seqOfFeed(storageKey), bytes))
+    }
+    return entries
+  }
+
+  /** Live keys in fork main. */
+  keyCount(): number {
+    return this.liveKeys
   }
 
   // ---- reads ---------------------------------------------------------------
@@ -659,6 +698,13 @@ export class VersionedStore {
   private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean): CommittedRevision {
     const { key, fork, id } = revision
     const value = state.doc.value()
+    if (fork === MAIN_FORK) {
+      const wasLive = state.head.count > 0 && !state.head.deleted
+      const isLive = value !== undefined
+      if (wasLive !== isLive) this.liveKeys += isLive ? 1 : -1
+    }
+    const seq = ++this.seq
+    writes.push({ type: 'put', key: L.feed(seq), value: encodeFeed({ key, fork, id }) })
     const appended = state.head.count === 0 || id > state.head.head
     const count = state.head.count + 1
     if (!appended) {
@@ -702,7 +748,7 @@ export class VersionedStore {
     if (pin) pin.writes++
     else this.pinned.set(slot, { state, writes: 1 })
     const info = describeRevision(revision, appended ? count : this.indexOfPending(state, id))
-    return { revision, info, ...(value !== undefined && { value }), deleted: value === undefined, local }
+    return { seq, revision, info, ...(value !== undefined && { value }), deleted: value === undefined, local }
   }
 
   private indexOfPending(state: ForkState, id: RevisionId): number {
@@ -711,7 +757,14 @@ export class VersionedStore {
   }
 
   private async commit(writes: StorageWrite[], events: CommittedRevision[]): Promise<void> {
-    writes.push({ type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) })
+    writes.push(
+      { type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) },
+      { type: 'put', key: L.keyCount, value: encodeIndex(this.liveKeys) },
+    )
+    if (this.pendingEpoch) {
+      writes.push({ type: 'put', key: L.epoch, value: new TextEncoder().encode(this.epoch) })
+      this.pendingEpoch = false
+    }
     const done = this.storage.commit(writes)
     this.inflight.add(done)
     try {

@@ -1,7 +1,7 @@
 // The records VersionedStore keeps, and their checked encoding. Anything read
 // back that does not decode into the expected shape is STORAGE_CORRUPT.
 import { crc32 } from 'node:zlib'
-import { ErrorCode, type RevisionId, type RevisionKind, type RevisionRef, type Value, WeftError } from '@weft/core'
+import { ErrorCode, type ForkName, type Key, type RevisionId, type RevisionKind, type RevisionRef, type Value, WeftError } from '@weft/core'
 import { pack, unpack } from '@weft/protocol'
 
 /** The materialized head of a fork: what a plain get needs, without Yjs. */
@@ -86,4 +86,22 @@ export function encodeFork(fork: ForkRecord): Uint8Array {
 
 export function decodeFork(bytes: Uint8Array): ForkRecord {
   return decode(bytes, 'fork') as ForkRecord
+}
+
+/** One entry of the change feed: which revision was stored. */
+export interface FeedEntry {
+  readonly seq: number
+  readonly key: Key
+  readonly fork: ForkName
+  readonly id: RevisionId
+}
+
+export function encodeFeed(entry: Omit<FeedEntry, 'seq'>): Uint8Array {
+  return pack([entry.key, entry.fork, entry.id])
+}
+
+export function decodeFeed(seq: number, bytes: Uint8Array): FeedEntry {
+  const r = unpack(bytes, ErrorCode.STORAGE_CORRUPT)
+  if (!Array.isArray(r) || r.length !== 3 || !r.every((part) => typeof part === 'string')) throw corrupt('feed entry')
+  return { seq, key: r[0] as Key, fork: r[1] as ForkName, id: r[2] as RevisionId }
 }

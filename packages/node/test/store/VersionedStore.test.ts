@@ -365,3 +365,29 @@ describe('bad input', () => {
     expect(b.get('k').value).toEqual({ x: 1 })
   })
 })
+
+describe('change feed', () => {
+  it('lists every stored revision in commit order, local and remote, and survives reopening', async () => {
+    const storage = new MemoryStorage()
+    const a = openStore({ storage, nodeId: 'a' })
+    const b = openStore({ nodeId: 'b' })
+    await a.set('x', 1)
+    await a.set('y', 2)
+    await b.set('z', 3)
+    const remote = b.revision('z' as never, 'main' as never, b.get('z').revision.id)!
+    await a.applyRemote([remote])
+    await a.delete('x')
+    const feed = a.feed(0, 10)
+    expect(feed.map((e) => [e.seq, e.key])).toEqual([
+      [1, 'x'],
+      [2, 'y'],
+      [3, 'z'],
+      [4, 'x'],
+    ])
+    expect(a.feed(2, 1).map((e) => e.seq)).toEqual([3])
+    expect(a.keyCount()).toBe(2)
+    const reopened = openStore({ storage, nodeId: 'a' })
+    expect(reopened.feedHead()).toEqual(a.feedHead())
+    expect(reopened.keyCount()).toBe(2)
+  })
+})
