@@ -484,6 +484,10 @@ export class VersionedStore {
     for (const [storageKey] of this.storage.range({ gte, lt: prefixEnd(prefix) })) yield L.lastPart(storageKey) as RevisionId
   }
 
+  hasRevision(key: string, fork: string, id: string): boolean {
+    return this.storage.get(L.revision(key as Key, fork as ForkName, id as RevisionId)) !== undefined
+  }
+
   /** One stored revision, whole (for anti-entropy and replication). */
   revision(key: Key, fork: ForkName, id: RevisionId): Revision | undefined {
     const bytes = this.storage.get(L.revision(key, fork, id))

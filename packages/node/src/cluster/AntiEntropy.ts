@@ -1,0 +1,187 @@
+// Repairs what gossip lost. Every node keeps a change feed (each revision it
+// stored, in commit order, numbered). A node asks each peer for its feed head;
+// if the peer's feed moved past the cursor kept for it, it pages through the
+// new entries (ids only), and fetches exactly the revisions it lacks. Any
+// peer's feed carries what that peer got from others, so a node that was down,
+// partitioned or new catches up from whoever it can reach.
+import { type ForkName, type Key, type RevisionId } from '@weft/core'
+import {
+  SYNC_PROTOCOL,
+  SyncLimits,
+  type SyncRequest,
+  type SyncResponse,
+  pack,
+  parseSyncRequest,
+  parseSyncResponse,
+  type WireRevision,
+} from '@weft/protocol'
+import type { Logger } from '../Logger.ts'
+import type { VersionedStore } from '../store/VersionedStore.ts'
+import type { ClusterTransport, PeerId } from './ClusterTransport.ts'
+import { toWire } from './Replicator.ts'
+
+export interface AntiEntropyOptions {
+  readonly store: VersionedStore
+  readonly transport: ClusterTransport
+  readonly logger: Logger
+  /** Time between rounds with every connected peer. */
+  readonly intervalMs?: number
+  readonly requestTimeoutMs?: number
+}
+
+export interface AntiEntropyStats {
+  rounds: number
+  failedRounds: number
+  repaired: number
+  /** Peer feed entries examined. */
+  scanned: number
+}
+
+interface Cursor {
+  epoch: string
+  seq: number
+}
+
+export class AntiEntropy {
+  readonly stats: AntiEntropyStats = { rounds: 0, failedRounds: 0, repaired: 0, scanned: 0 }
+  private readonly store: VersionedStore
+  private readonly transport: ClusterTransport
+  private readonly logger: Logger
+  private readonly intervalMs: number
+  private readonly timeoutMs: number
+  private readonly cursors = new Map<PeerId, Cursor>()
+  private readonly running = new Map<PeerId, Promise<void>>()
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+  private readonly onConnect = ({ peer }: { peer: PeerId }) => void this.syncWith(peer)
+
+  constructor(options: AntiEntropyOptions) {
+    this.store = options.store
+    this.transport = options.transport
+    this.logger = options.logger
+    this.intervalMs = options.intervalMs ?? 5000
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000
+    this.transport.handle(SYNC_PROTOCOL, (from, request) => this.serve(from, request))
+  }
+
+  start(): void {
+    this.transport.on('peer:connect', this.onConnect)
+    const tick = () => {
+      this.timer = setTimeout(() => {
+        void this.syncAll().finally(() => {
+          if (!this.stopped) tick()
+        })
+      }, this.intervalMs)
+    }
+    tick()
+    for (const peer of this.transport.connectedPeers()) void this.syncWith(peer)
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.transport.off('peer:connect', this.onConnect)
+    await Promise.allSettled([...this.running.values()])
+  }
+
+  /** One round with every connected peer; resolves when all are done. */
+  async syncAll(): Promise<void> {
+    await Promise.allSettled(this.transport.connectedPeers().map((peer) => this.syncWith(peer)))
+  }
+
+  /** One round with `peer` (joins the round already running, if any). */
+  syncWith(peer: PeerId): Promise<void> {
+    const current = this.running.get(peer)
+    if (current) return current
+    const round = this.round(peer)
+      .catch((err: unknown) => {
+        this.stats.failedRounds++
+        this.logger.debug({ peer, err: String(err) }, 'anti-entropy round failed')
+      })
+      .finally(() => this.running.delete(peer))
+    this.running.set(peer, round)
+    return round
+  }
+
+  private async round(peer: PeerId): Promise<void> {
+    this.stats.rounds++
+    const head = await this.ask(peer, { t: 'head' }, 'head')
+    let cursor = this.cursors.get(peer)
+    if (!cursor || cursor.epoch !== head.epoch) cursor = { epoch: head.epoch, seq: 0 }
+    const start = cursor.seq
+    let repaired = 0
+    let lastLog = Date.now()
+    while (cursor.seq < head.seq && !this.stopped) {
+      const page: Extract<SyncResponse, { t: 'feed' }> = await this.ask(peer, { t: 'feed', after: cursor.seq, limit: SyncLimits.feedPage }, 'feed')
+      if (page.epoch !== cursor.epoch || page.entries.length === 0) break
+      this.stats.scanned += page.entries.length
+      const missing = page.entries.filter(([, key, fork, id]) => !this.store.hasRevision(key, fork, id)).map(([, key, fork, id]) => [key, fork, id] as const)
+      repaired += await this.fetch(peer, missing)
+      cursor = { epoch: cursor.epoch, seq: page.entries.at(-1)![0] }
+      // Only advance the kept cursor once what it covers is applied here.
+      this.cursors.set(peer, cursor)
+      if (Date.now() - lastLog > 2000) {
+        lastLog = Date.now()
+        this.logger.info({ peer, at: cursor.seq, of: head.seq, repaired }, 'anti-entropy catching up')
+      }
+    }
+    this.cursors.set(peer, cursor)
+    if (repaired > 0) this.logger.info({ peer, repaired, entries: cursor.seq - start }, 'anti-entropy repaired revisions')
+  }
+
+  private async fetch(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
+    let repaired = 0
+    let pending = refs
+    while (pending.length > 0 && !this.stopped) {
+      const chunk = pending.slice(0, SyncLimits.refsPerGet)
+      const reply = await this.ask(peer, { t: 'get', refs: chunk }, 'get')
+      if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${chunk.length} revisions`)
+      const result = await this.store.applyRemote(reply.revisions)
+      if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
+      repaired += result.applied.length
+      this.stats.repaired += result.applied.length
+      // A response may stop early at its byte budget: ask again for the rest.
+      const got = new Set(reply.revisions.map((r) => `${r.key}\u0000${r.fork}\u0000${r.id}`))
+      pending = [...chunk.filter(([key, fork, id]) => !got.has(`${key}\u0000${fork}\u0000${id}`) && !this.store.hasRevision(key, fork, id)), ...pending.slice(chunk.length)]
+    }
+    return repaired
+  }
+
+  private async ask<T extends SyncResponse['t']>(peer: PeerId, request: SyncRequest, expect: T): Promise<Extract<SyncResponse, { t: T }>> {
+    const bytes = await this.transport.request(peer, SYNC_PROTOCOL, pack(request), { timeoutMs: this.timeoutMs })
+    const response = parseSyncResponse(bytes)
+    if (response.t === 'error') throw new Error(`${peer} refused ${request.t}: ${response.code} ${response.message}`)
+    if (response.t !== expect) throw new Error(`${peer} answered ${request.t} with ${response.t}`)
+    return response as Extract<SyncResponse, { t: T }>
+  }
+
+  private async serve(from: PeerId, bytes: Uint8Array): Promise<Uint8Array> {
+    let request: SyncRequest
+    try {
+      request = parseSyncRequest(bytes)
+    } catch (err) {
+      this.logger.warn({ peer: from, err: String(err) }, 'malformed sync request')
+      return pack({ t: 'error', code: 'BAD_FRAME', message: String(err) } satisfies SyncResponse)
+    }
+    switch (request.t) {
+      case 'head':
+        return pack({ t: 'head', ...this.store.feedHead() } satisfies SyncResponse)
+      case 'feed': {
+        const entries = this.store.feed(request.after, request.limit).map((e) => [e.seq, e.key, e.fork, e.id] as const)
+        return pack({ t: 'feed', epoch: this.store.epoch, entries } satisfies SyncResponse)
+      }
+      case 'get': {
+        const revisions: WireRevision[] = []
+        let bytesOut = 0
+        for (const [key, fork, id] of request.refs) {
+          const revision = this.store.revision(key as Key, fork as ForkName, id as RevisionId)
+          if (!revision) continue
+          revisions.push(toWire(revision))
+          bytesOut += revision.delta.byteLength
+          if (bytesOut >= SyncLimits.getBytes) break
+        }
+        return pack({ t: 'get', revisions } satisfies SyncResponse)
+      }
+    }
+  }
+}
