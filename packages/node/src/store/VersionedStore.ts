@@ -153,6 +153,8 @@ export interface CommittedRevision {
 interface Checkpoint {
   readonly id: RevisionId
   readonly index: number
+  /** False until its commit is durable: readers must not look for it on disk before. */
+  durable: boolean
 }
 
 interface ForkState {
@@ -376,9 +378,12 @@ export class VersionedStore {
     if (from === to) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be forked into itself')
     this.checkWritable()
     if (this.loadFork(key, to)) throw new WeftError(ErrorCode.FORK_EXISTS, `fork ${to} of ${key} already exists`, { key, fork: to })
-    const origin = this.stateAt(key, from, options)
+    // At the head, fork what writes see (the live doc), like every other write does.
+    const live = isHeadSelector(options) ? this.loadFork(key, from) : undefined
+    const origin = live ? { doc: live.doc, id: live.head.head } : (({ doc, info }) => ({ doc, id: info.id }))(this.stateAt(key, from, options))
+    if (origin.doc.value() === undefined) throw new WeftError(ErrorCode.KEY_NOT_FOUND, `${key} is deleted in fork ${from} at that revision: nothing to fork`, { key, fork: from })
     const state = this.newFork(key, to)
-    const ref = { fork: from, revision: origin.info.id }
+    const ref = { fork: from, revision: origin.id }
     const delta = origin.doc.encodeState()
     state.doc.apply(delta)
     const revision: Revision = { id: this.nextId(), key, fork: to, kind: RevisionKind.fork, delta, from: ref, ...meta }
@@ -444,6 +449,7 @@ export class VersionedStore {
     const writes: StorageWrite[] = []
     const events: CommittedRevision[] = []
     const seen = new Set<string>()
+    const onDurable: (() => void)[] = []
     for (const input of revisions) {
       let revision: Revision
       try {
@@ -469,11 +475,11 @@ export class VersionedStore {
       }
       this.clock.receive(parseRevisionId(revision.id).hlc)
       if (!existing) writes.push({ type: 'put', key: L.fork(revision.key, revision.fork), value: encodeFork(revision.kind === RevisionKind.fork && revision.from ? { from: revision.from } : {}) })
-      const event = this.record(state, revision, writes, false)
+      const event = this.record(state, revision, writes, false, onDurable)
       applied.push(revision)
       events.push(event)
     }
-    if (writes.length > 0) await this.commit(writes, events)
+    if (writes.length > 0) await this.commit(writes, events, onDurable)
     return { applied, rejected }
   }
 
@@ -555,7 +561,7 @@ export class VersionedStore {
     const prefix = L.checkpointIndexPrefix(key, fork)
     const checkpoints: Checkpoint[] = []
     for (const [storageKey, bytes] of this.storage.range({ gte: prefix, lt: prefixEnd(prefix) })) {
-      checkpoints.push({ id: L.lastPart(storageKey) as RevisionId, index: decodeIndex(bytes) })
+      checkpoints.push({ id: L.lastPart(storageKey) as RevisionId, index: decodeIndex(bytes), durable: true })
     }
     return checkpoints
   }
@@ -582,7 +588,8 @@ export class VersionedStore {
 
   private checkpointsOf(key: Key, fork: ForkName): Checkpoint[] {
     const id = cacheKey(key, fork)
-    return (this.pinned.get(id)?.state ?? this.cache.get(id))?.checkpoints ?? this.readCheckpoints(key, fork)
+    const live = (this.pinned.get(id)?.state ?? this.cache.get(id))?.checkpoints
+    return live ? live.filter((c) => c.durable) : this.readCheckpoints(key, fork)
   }
 
   /** The fork's state at a revision, as a fresh doc, with that revision's info. */
@@ -690,8 +697,9 @@ export class VersionedStore {
   /** Records a revision made here (its delta already applied to `state.doc`) and waits until durable. */
   private async commitLocal(state: ForkState, revision: Revision, extra: StorageWrite[]): Promise<WriteResult> {
     const writes = [...extra]
-    const event = this.record(state, revision, writes, true)
-    await this.commit(writes, [event])
+    const onDurable: (() => void)[] = []
+    const event = this.record(state, revision, writes, true, onDurable)
+    await this.commit(writes, [event], onDurable)
     return { key: state.key, fork: state.fork, revision: event.info }
   }
 
@@ -699,7 +707,7 @@ export class VersionedStore {
    * Adds the storage writes for one revision whose delta is already in
    * `state.doc`, and updates the in-memory state to match.
    */
-  private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean): CommittedRevision {
+  private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean, onDurable: (() => void)[]): CommittedRevision {
     const { key, fork, id } = revision
     const value = state.doc.value()
     if (fork === MAIN_FORK) {
@@ -744,7 +752,9 @@ export class VersionedStore {
         { type: 'put', key: L.checkpoint(key, fork, id), value: encodeCheckpoint(state.doc.encodeState(), count) },
         { type: 'put', key: L.checkpointIndex(key, fork, id), value: encodeIndex(count) },
       )
-      state.checkpoints.push({ id, index: count })
+      const checkpoint: Checkpoint = { id, index: count, durable: false }
+      state.checkpoints.push(checkpoint)
+      onDurable.push(() => (checkpoint.durable = true))
     }
     const slot = cacheKey(key, fork)
     this.cache.set(slot, state)
@@ -760,7 +770,7 @@ export class VersionedStore {
     return this.indexOf(state.key, state.fork, id) + 1
   }
 
-  private async commit(writes: StorageWrite[], events: CommittedRevision[]): Promise<void> {
+  private async commit(writes: StorageWrite[], events: CommittedRevision[], onDurable: (() => void)[]): Promise<void> {
     writes.push(
       { type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) },
       { type: 'put', key: L.keyCount, value: encodeIndex(this.liveKeys) },
@@ -782,6 +792,7 @@ export class VersionedStore {
       this.inflight.delete(done)
       for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
     }
+    for (const done of onDurable) done()
     for (const event of events) for (const listener of this.listeners) listener(event)
   }
 

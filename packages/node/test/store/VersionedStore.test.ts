@@ -391,3 +391,24 @@ describe('change feed', () => {
     expect(reopened.keyCount()).toBe(2)
   })
 })
+
+describe('reads while writes are in flight', () => {
+  it('reads by time while a write that makes a checkpoint is not yet durable', async () => {
+    const store = openStore({ checkpointEvery: 4 })
+    for (let i = 1; i <= 3; i++) await store.set('k', i)
+    const pending = store.set('k', 4)
+    expect(store.get('k', 'main', { at: time + 10 }).value).toBe(3)
+    await pending
+    expect(store.get('k', 'main', { at: time + 10 }).value).toBe(4)
+  })
+
+  it('forks the head that writes see, and refuses to fork a deleted key', async () => {
+    const store = openStore()
+    const first = store.set('k', 1)
+    await store.fork('k', { to: 'f' })
+    await first
+    expect(store.get('k', 'f').value).toBe(1)
+    await store.delete('k')
+    await expectCode(store.fork('k', { to: 'g' }), 'KEY_NOT_FOUND')
+  })
+})
