@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { type NodeId, type RevisionId, isWeftError } from '@weft/core'
 import { MemoryStorage } from '../../src/storage/MemoryStorage.ts'
+import type { StorageAdapter } from '../../src/storage/StorageAdapter.ts'
 import { VersionedStore } from '../../src/store/VersionedStore.ts'
 
 let time = 1_700_000_000_000
@@ -394,10 +395,27 @@ describe('change feed', () => {
 
 describe('reads while writes are in flight', () => {
   it('reads by time while a write that makes a checkpoint is not yet durable', async () => {
-    const store = openStore({ checkpointEvery: 4 })
+    // A disk whose commits land only when released, like a slow fsync.
+    const memory = new MemoryStorage()
+    let release: () => void = () => {}
+    let hold = false
+    const slow: StorageAdapter = {
+      get: (key) => memory.get(key),
+      range: (range) => memory.range(range),
+      sizeBytes: () => memory.sizeBytes(),
+      close: () => memory.close(),
+      commit: async (writes) => {
+        if (hold) await new Promise<void>((resolve) => (release = resolve))
+        return memory.commit(writes)
+      },
+    }
+    const store = new VersionedStore({ storage: slow, nodeId: 'n1' as NodeId, now: () => time, checkpointEvery: 4 })
+    stores.push(store)
     for (let i = 1; i <= 3; i++) await store.set('k', i)
+    hold = true
     const pending = store.set('k', 4)
     expect(store.get('k', 'main', { at: time + 10 }).value).toBe(3)
+    release()
     await pending
     expect(store.get('k', 'main', { at: time + 10 }).value).toBe(4)
   })
