@@ -23,10 +23,19 @@ const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/
 // NUL separates parts of storage keys; lone surrogates are not UTF-8.
 const BAD_KEY_CHARS = /[\u0000]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
-const encoder = new TextEncoder()
-
+/** UTF-8 length without encoding (a hot path: every request checks its key). */
 export function utf8Length(text: string): number {
-  return encoder.encode(text).length
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4
+      i++
+    } else bytes += 3
+  }
+  return bytes
 }
 
 export function parseKey(input: unknown): Key {

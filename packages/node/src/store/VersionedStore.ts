@@ -177,6 +177,10 @@ export class VersionedStore {
   private readonly inflight = new Set<Promise<void>>()
   /** Fork states with writes not yet durable: never evicted, never reloaded from storage. */
   private readonly pinned = new Map<string, { state: ForkState; writes: number }>()
+  /** Checkpoint lists of forks read but not loaded (a fork must be loaded to change). */
+  private readonly checkpointLists = new LruCache<string, Checkpoint[]>(10_000)
+  /** Mutations of this event-loop turn, waiting to be committed together. */
+  private batch: { writes: StorageWrite[]; events: CommittedRevision[]; onDurable: (() => void)[]; waiters: { resolve: () => void; reject: (err: Error) => void }[] } | undefined
   private failure: Error | undefined
   private closed = false
   private seq: number
@@ -517,6 +521,7 @@ export class VersionedStore {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.flush()
     await Promise.allSettled([...this.inflight])
     this.cache.clear()
     await this.storage.close()
@@ -553,6 +558,8 @@ export class VersionedStore {
     const last = checkpoints.at(-1)
     const doc = this.replayAfter(key, fork, last, undefined)
     const state: ForkState = { key, fork, doc, head, checkpoints }
+    // From now on the live state keeps the list; a stale copy must not outlive it.
+    this.checkpointLists.delete(id)
     this.cache.set(id, state)
     return state
   }
@@ -589,7 +596,11 @@ export class VersionedStore {
   private checkpointsOf(key: Key, fork: ForkName): Checkpoint[] {
     const id = cacheKey(key, fork)
     const live = (this.pinned.get(id)?.state ?? this.cache.get(id))?.checkpoints
-    return live ? live.filter((c) => c.durable) : this.readCheckpoints(key, fork)
+    if (live) return live.filter((c) => c.durable)
+    // Reads of forks nobody writes keep their checkpoint list, not a whole doc.
+    let list = this.checkpointLists.get(id)
+    if (!list) this.checkpointLists.set(id, (list = this.readCheckpoints(key, fork)))
+    return list
   }
 
   /** The fork's state at a revision, as a fresh doc, with that revision's info. */
@@ -770,7 +781,27 @@ export class VersionedStore {
     return this.indexOf(state.key, state.fork, id) + 1
   }
 
-  private async commit(writes: StorageWrite[], events: CommittedRevision[], onDurable: (() => void)[]): Promise<void> {
+  /**
+   * Group commit: every mutation made in one turn of the event loop goes to disk
+   * in one storage commit, and each is acknowledged when that commit is durable.
+   */
+  private commit(writes: StorageWrite[], events: CommittedRevision[], onDurable: (() => void)[]): Promise<void> {
+    let batch = this.batch
+    if (!batch) {
+      batch = this.batch = { writes: [], events: [], onDurable: [], waiters: [] }
+      setImmediate(() => void this.flush())
+    }
+    for (const write of writes) batch.writes.push(write)
+    for (const event of events) batch.events.push(event)
+    for (const done of onDurable) batch.onDurable.push(done)
+    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }))
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.batch
+    if (!batch) return
+    this.batch = undefined
+    const { writes, events, waiters } = batch
     writes.push(
       { type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) },
       { type: 'put', key: L.keyCount, value: encodeIndex(this.liveKeys) },
@@ -787,13 +818,17 @@ export class VersionedStore {
       // Memory is now ahead of disk: refuse further writes rather than diverge.
       this.failure = err as Error
       this.cache.clear()
-      throw new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
+      this.pinned.clear()
+      const failure = new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
+      for (const waiter of waiters) waiter.reject(failure)
+      return
     } finally {
       this.inflight.delete(done)
-      for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
     }
-    for (const done of onDurable) done()
+    for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
+    for (const durable of batch.onDurable) durable()
     for (const event of events) for (const listener of this.listeners) listener(event)
+    for (const waiter of waiters) waiter.resolve()
   }
 
   private unpin(id: string): void {

@@ -398,21 +398,21 @@ describe('reads while writes are in flight', () => {
     // A disk whose commits land only when released, like a slow fsync.
     const memory = new MemoryStorage()
     let release: () => void = () => {}
-    let hold = false
+    let gate = Promise.resolve()
     const slow: StorageAdapter = {
       get: (key) => memory.get(key),
       range: (range) => memory.range(range),
       sizeBytes: () => memory.sizeBytes(),
       close: () => memory.close(),
       commit: async (writes) => {
-        if (hold) await new Promise<void>((resolve) => (release = resolve))
+        await gate
         return memory.commit(writes)
       },
     }
     const store = new VersionedStore({ storage: slow, nodeId: 'n1' as NodeId, now: () => time, checkpointEvery: 4 })
     stores.push(store)
     for (let i = 1; i <= 3; i++) await store.set('k', i)
-    hold = true
+    gate = new Promise<void>((resolve) => (release = resolve))
     const pending = store.set('k', 4)
     expect(store.get('k', 'main', { at: time + 10 }).value).toBe(3)
     release()

@@ -107,14 +107,13 @@ async function main(path: string, run: string): Promise<void> {
           target.deleted = true
           ack({ op: 'delete', key: target.key, fork: target.fork, id: revision.id, index: revision.index, message })
         } else {
-          // A fork of a hot key or of an own key (whose main may be deleted: the fork is too).
+          // A fork of a hot key or of an own key; forking a deleted head is refused (KEY_NOT_FOUND).
           const key = dice < 0.93 ? pick(HOT_KEYS) : pick(own.filter((t) => t.fork === 'main').map((t) => t.key).concat(HOT_KEYS))
-          mayBeMissing = HOT_KEYS.includes(key)
+          mayBeMissing = HOT_KEYS.includes(key) || own.some((t) => t.key === key && t.fork === 'main' && t.deleted)
           const to = `f-${run}-${++forks}`
           const { revision } = await store.fork(key, { to, message })
           if (revision.from === undefined) throw new Error(`fork ${to} of ${key} acknowledged without from`)
-          // Forked from a deleted head, the fork starts deleted too.
-          own.push({ key, fork: to, deleted: store.info(key, to).deleted })
+          own.push({ key, fork: to, deleted: false })
           ack({ op: 'fork', key, fork: to, id: revision.id, index: revision.index, message, from: revision.from })
         }
       } catch (err) {
