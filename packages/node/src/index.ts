@@ -1,2 +1,6 @@
 export * from './storage/index.ts'
 export * from './store/index.ts'
+export type { Logger } from './Logger.ts'
+export { silentLogger } from './Logger.ts'
+export { WeftNode, type WeftNodeConfig, WEFT_VERSION } from './WeftNode.ts'
+export { generateSwarmKey, parseSwarmKey, readSwarmKey } from './cluster/libp2p/index.ts'

@@ -184,6 +184,8 @@ export class VersionedStore {
   private failure: Error | undefined
   private closed = false
   private seq: number
+  /** The last feed position whose commit is durable. */
+  private committedSeq: number
   private liveKeys: number
   /** Random id of this store's feed, so peers notice when sequence numbers restart. */
   readonly epoch: string
@@ -200,6 +202,7 @@ export class VersionedStore {
     this.clock = new HybridLogicalClock(options.now ?? Date.now, start)
     const lastFeed = [...this.storage.range({ gte: L.feedPrefix, lt: prefixEnd(L.feedPrefix), reverse: true, limit: 1 })][0]
     this.seq = lastFeed ? L.seqOfFeed(lastFeed[0]) : 0
+    this.committedSeq = this.seq
     const count = this.storage.get(L.keyCount)
     this.liveKeys = count ? decodeIndex(count) : 0
     const epoch = this.storage.get(L.epoch)
@@ -210,9 +213,9 @@ export class VersionedStore {
 
   private pendingEpoch = false
 
-  /** This node's feed position: revisions stored here, in commit order. */
+  /** This node's feed position: revisions durably stored here, in commit order. */
   feedHead(): { epoch: string; seq: number } {
-    return { epoch: this.epoch, seq: this.seq }
+    return { epoch: this.epoch, seq: this.committedSeq }
   }
 
   /** Feed entries after `after`, oldest first. */
@@ -827,8 +830,18 @@ export class VersionedStore {
     }
     for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
     for (const durable of batch.onDurable) durable()
-    for (const event of events) for (const listener of this.listeners) listener(event)
+    const last = events.at(-1)
+    if (last) this.committedSeq = last.seq
     for (const waiter of waiters) waiter.resolve()
+    for (const event of events) {
+      for (const listener of this.listeners) {
+        try {
+          listener(event)
+        } catch {
+          // A subscriber's failure is its own: the write is durable and acknowledged.
+        }
+      }
+    }
   }
 
   private unpin(id: string): void {
