@@ -176,6 +176,28 @@ describe('a cluster of node processes', () => {
     }
   }, 60_000)
 
+  it('keeps membership views in agreement under churn: kills, restarts, joins', async () => {
+    const nodes = await (await init()).startNodes(4)
+    const clients = await Promise.all(nodes.map((n) => cluster.client(n)))
+    await waitForMesh(nodes, clients)
+    await nodes[3]!.stop('SIGKILL')
+    await nodes[2]!.stop('SIGKILL')
+    await nodes[2]!.start()
+    const joiner = await cluster.add('node5', { peers: [nodes[0]!.multiaddr] })
+    await joiner.start()
+    const alive = [nodes[0]!, nodes[1]!, nodes[2]!, joiner]
+    const aliveClients = [clients[0]!, clients[1]!, await cluster.client(nodes[2]!), await cluster.client(joiner)]
+    await eventually(async () => {
+      for (const client of aliveClients) {
+        const { members } = await client.request<{ members: { name: string; state: string }[] }>('members')
+        const states = Object.fromEntries(members.map((m) => [m.name, m.state]))
+        for (const node of alive) expect(states[node.name], `${node.name} as seen by a peer`).toBe('alive')
+        // node4 was seen by the old members; the joiner never heard of it, which is fine.
+        if (states.node4 !== undefined) expect(states.node4).not.toBe('alive')
+      }
+    }, 30_000, 250)
+  }, 90_000)
+
   it('rejects malformed client frames and keeps serving', async () => {
     const [node] = await (await init()).startNodes(1)
     const bad = await cluster.client(node!)

@@ -457,7 +457,14 @@ export class VersionedStore {
     const events: CommittedRevision[] = []
     const seen = new Set<string>()
     const onDurable: (() => void)[] = []
-    for (const input of revisions) {
+    // History order is causal order: applying by id keeps Yjs from parking
+    // updates whose dependencies come later in the same batch.
+    const ordered = [...revisions].sort((a, b) => {
+      const x = String((a as { id?: unknown } | null)?.id ?? '')
+      const y = String((b as { id?: unknown } | null)?.id ?? '')
+      return x < y ? -1 : x > y ? 1 : 0
+    })
+    for (const input of ordered) {
       let revision: Revision
       try {
         revision = this.validateRemote(input)
