@@ -184,6 +184,8 @@ export class VersionedStore {
   private failure: Error | undefined
   private closed = false
   private seq: number
+  private lastStoredAt = 0
+  private readonly now: () => number
   /** The last feed position whose commit is durable. */
   private committedSeq: number
   private liveKeys: number
@@ -199,7 +201,8 @@ export class VersionedStore {
     this.maxDeltaBytes = options.maxDeltaBytes ?? 4 * 1024 * 1024
     const saved = this.storage.get(L.clock)
     const start = saved ? decodeHlc(new TextDecoder().decode(saved)) : undefined
-    this.clock = new HybridLogicalClock(options.now ?? Date.now, start)
+    this.now = options.now ?? Date.now
+    this.clock = new HybridLogicalClock(this.now, start)
     const lastFeed = [...this.storage.range({ gte: L.feedPrefix, lt: prefixEnd(L.feedPrefix), reverse: true, limit: 1 })][0]
     this.seq = lastFeed ? L.seqOfFeed(lastFeed[0]) : 0
     this.committedSeq = this.seq
@@ -225,6 +228,24 @@ export class VersionedStore {
       entries.push(decodeFeed(L.seqOfFeed(storageKey), bytes))
     }
     return entries
+  }
+
+  /**
+   * The first feed position stored at or after `wallMs` (binary search: storedAt
+   * never decreases along the feed). Lets a watch resume on a node other than
+   * the one it started on: every revision with an HLC at or after `wallMs` was
+   * stored here at or after `wallMs` minus clock skew.
+   */
+  feedSeqAt(wallMs: number): number {
+    let lo = 1
+    let hi = this.committedSeq + 1
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2)
+      const bytes = this.storage.get(L.feed(mid))
+      if (bytes && decodeFeed(mid, bytes).storedAt < wallMs) lo = mid + 1
+      else hi = mid
+    }
+    return lo
   }
 
   /** Live keys in fork main. */
@@ -737,7 +758,8 @@ export class VersionedStore {
       if (wasLive !== isLive) this.liveKeys += isLive ? 1 : -1
     }
     const seq = ++this.seq
-    writes.push({ type: 'put', key: L.feed(seq), value: encodeFeed({ key, fork, id }) })
+    this.lastStoredAt = Math.max(this.lastStoredAt, this.now())
+    writes.push({ type: 'put', key: L.feed(seq), value: encodeFeed({ key, fork, id, storedAt: this.lastStoredAt }) })
     const appended = state.head.count === 0 || id > state.head.head
     const count = state.head.count + 1
     if (!appended) {

@@ -94,14 +94,16 @@ export interface FeedEntry {
   readonly key: Key
   readonly fork: ForkName
   readonly id: RevisionId
+  /** Wall-clock ms when this node stored it (never decreasing along the feed). */
+  readonly storedAt: number
 }
 
 export function encodeFeed(entry: Omit<FeedEntry, 'seq'>): Uint8Array {
-  return pack([entry.key, entry.fork, entry.id])
+  return pack([entry.key, entry.fork, entry.id, entry.storedAt])
 }
 
 export function decodeFeed(seq: number, bytes: Uint8Array): FeedEntry {
   const r = unpack(bytes, ErrorCode.STORAGE_CORRUPT)
-  if (!Array.isArray(r) || r.length !== 3 || !r.every((part) => typeof part === 'string')) throw corrupt('feed entry')
-  return { seq, key: r[0] as Key, fork: r[1] as ForkName, id: r[2] as RevisionId }
+  if (!Array.isArray(r) || r.length !== 4 || !r.slice(0, 3).every((part) => typeof part === 'string') || typeof r[3] !== 'number') throw corrupt('feed entry')
+  return { seq, key: r[0] as Key, fork: r[1] as ForkName, id: r[2] as RevisionId, storedAt: r[3] as number }
 }

@@ -430,3 +430,20 @@ describe('reads while writes are in flight', () => {
     await expectCode(store.fork('k', { to: 'g' }), 'KEY_NOT_FOUND')
   })
 })
+
+describe('feed by time', () => {
+  it('finds the first feed position stored at or after a time', async () => {
+    const store = openStore()
+    const start = time
+    for (let i = 0; i < 10; i++) {
+      time += 100
+      await store.set(`k${i}`, i)
+    }
+    expect(store.feedSeqAt(0)).toBe(1)
+    expect(store.feedSeqAt(start + 100)).toBe(1)
+    expect(store.feedSeqAt(start + 101)).toBe(2)
+    expect(store.feedSeqAt(start + 550)).toBe(6)
+    expect(store.feedSeqAt(start + 5000)).toBe(11)
+    expect(store.feed(store.feedSeqAt(start + 550) - 1, 100).map((e) => e.key)).toEqual(['k5', 'k6', 'k7', 'k8', 'k9'])
+  })
+})
