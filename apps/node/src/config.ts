@@ -15,6 +15,7 @@ Options (each also read from the environment variable shown):
   --listen MULTIADDR      libp2p listen address(es), comma-sep.    WEFT_LISTEN      (/ip4/0.0.0.0/tcp/7400)
   --api HOST:PORT         WebSocket + HTTP API (/v1/ws, /healthz,  WEFT_API         (127.0.0.1:7410)
                           /metrics)
+  --advertise-api URL     the API URL gateways use to reach us     WEFT_ADVERTISE_API (ws://<api>/v1/ws)
   --peers LIST            peers to join, comma-separated           WEFT_PEERS       (none)
                           multiaddrs with /p2p/<id> (/ip4 or /dns4)
   --swarm-key FILE        the cluster secret (libp2p private       WEFT_SWARM_KEY_FILE
@@ -36,6 +37,7 @@ export interface NodeConfig {
   readonly dataDir: string
   readonly listen: string[]
   readonly api: { host: string; port: number }
+  readonly advertiseApi?: string
   readonly peers: string[]
   readonly swarmKey: Uint8Array
   readonly antiEntropyMs: number
@@ -60,6 +62,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
         'data-dir': { type: 'string' },
         listen: { type: 'string' },
         api: { type: 'string' },
+        'advertise-api': { type: 'string' },
         peers: { type: 'string' },
         'swarm-key': { type: 'string' },
         'anti-entropy-ms': { type: 'string' },
@@ -90,6 +93,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
       dataDir: values['data-dir'] ?? env.WEFT_DATA_DIR ?? './data/node',
       listen: list(values.listen ?? env.WEFT_LISTEN ?? '/ip4/0.0.0.0/tcp/7400'),
       api: { host: apiText.slice(0, cut).replace(/^\[|\]$/g, ''), port },
+      ...((values['advertise-api'] ?? env.WEFT_ADVERTISE_API) !== undefined && { advertiseApi: values['advertise-api'] ?? env.WEFT_ADVERTISE_API }),
       peers: list(values.peers ?? env.WEFT_PEERS),
       swarmKey: readSwarmKeySetting(values['swarm-key'] ?? env.WEFT_SWARM_KEY_FILE, env.WEFT_SWARM_KEY),
       antiEntropyMs,

@@ -27,6 +27,8 @@ export interface Revision {
   readonly from?: RevisionRef
   readonly author?: string
   readonly message?: string
+  /** The client's idempotency key: a retried write finds this revision instead of writing again. */
+  readonly requestId?: string
 }
 
 /** What a client sees of a revision: its delta stays inside. */

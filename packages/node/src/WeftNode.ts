@@ -2,7 +2,7 @@
 // (libp2p transport, replication, anti-entropy, membership) and the client API.
 // apps/node only reads config and calls WeftNode.start.
 import { mkdir } from 'node:fs/promises'
-import { loadavg } from 'node:os'
+import { hostname, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseNodeId } from '@weft/core'
 import { Topics } from '@weft/protocol'
@@ -24,6 +24,8 @@ export interface WeftNodeConfig {
   readonly dataDir: string
   readonly listen: readonly string[]
   readonly api: { readonly host: string; readonly port: number }
+  /** The API URL other processes (gateways) should use; default from `api` (ws://host:port/v1/ws). */
+  readonly advertiseApi?: string
   readonly peers: readonly string[]
   readonly swarmKey: Uint8Array
   readonly antiEntropyMs?: number
@@ -31,6 +33,12 @@ export interface WeftNodeConfig {
   readonly logger?: Logger
   /** Test hook: share of inbound gossip batches ignored, as if lost. */
   readonly dropGossipRatio?: number
+}
+
+function advertised(api: { host: string; port: number }): string {
+  // A wildcard listen address says nothing about where to connect: use the host name.
+  const host = api.host === '0.0.0.0' || api.host === '::' || api.host === '' ? hostname() : api.host
+  return `ws://${host.includes(':') ? `[${host}]` : host}:${api.port}/v1/ws`
 }
 
 export class WeftNode {
@@ -79,7 +87,7 @@ export class WeftNode {
       transport,
       logger,
       ...(config.heartbeatMs !== undefined && { intervalMs: config.heartbeatMs }),
-      self: { name: config.name, version: WEFT_VERSION, startedAt, keys: () => store.keyCount(), load: () => loadavg()[0] ?? 0, feed: () => store.feedHead() },
+      self: { name: config.name, api: config.advertiseApi ?? advertised(config.api), version: WEFT_VERSION, startedAt, keys: () => store.keyCount(), load: () => loadavg()[0] ?? 0, feed: () => store.feedHead() },
     })
     const registry = new Registry()
     const api = new ApiServer({

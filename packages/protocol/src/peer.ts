@@ -21,6 +21,7 @@ export interface WireRevision {
   readonly from?: { readonly fork: string; readonly revision: string }
   readonly author?: string
   readonly message?: string
+  readonly requestId?: string
 }
 
 export interface RevisionBatch {
@@ -33,6 +34,8 @@ export interface Heartbeat {
   readonly peer: string
   readonly name: string
   readonly addresses: readonly string[]
+  /** Where clients reach this node's API (ws://host:port/v1/ws); empty if unknown. */
+  readonly api: string
   readonly version: string
   readonly startedAt: number
   readonly keys: number
@@ -75,7 +78,7 @@ export function parseHeartbeat(bytes: Uint8Array): Heartbeat {
   const r = record(bytes)
   const feed = r.feed as Record<string, unknown> | null
   if (
-    r.t !== 'hb' || !isString(r.peer, 128) || !isString(r.name, 128) || !isString(r.version, 64) ||
+    r.t !== 'hb' || !isString(r.peer, 128) || !isString(r.name, 128) || !isString(r.version, 64) || !isString(r.api, 512) ||
     !Array.isArray(r.addresses) || r.addresses.length > 32 || !r.addresses.every((a) => isString(a, 512)) ||
     !isCount(r.startedAt) || !isCount(r.keys) || typeof r.load !== 'number' || !isCount(r.sentAt) ||
     feed === null || typeof feed !== 'object' || !isString(feed.epoch, 64) || !isCount(feed.seq)

@@ -37,19 +37,22 @@ type WriteRequest = RequestOf<'set' | 'delete' | 'revert' | 'fork' | 'merge'>
 
 async function write(store: VersionedStore, request: WriteRequest): Promise<Results[WriteRequest['op']]> {
   const meta = { author: request.author, message: request.message }
+  // Single-key writes record their requestId in the revision, so a retry on
+  // another node that has the revision (by gossip) is not applied twice.
+  const once = { ...meta, requestId: request.requestId }
   switch (request.op) {
     case 'set':
-      return store.set(request.key, request.value, { fork: request.fork, ifHead: request.ifHead, ...meta })
+      return store.set(request.key, request.value, { fork: request.fork, ifHead: request.ifHead, ...once })
     case 'delete':
-      return store.delete(request.key, { fork: request.fork, ifHead: request.ifHead, ...meta })
+      return store.delete(request.key, { fork: request.fork, ifHead: request.ifHead, ...once })
     case 'revert':
-      return store.revert(request.key, selectorOf(request), { fork: request.fork, ...meta })
+      return store.revert(request.key, selectorOf(request), { fork: request.fork, ...once })
     case 'fork':
       if (request.prefix !== undefined) return store.forkPrefix(request.prefix, { from: request.from, to: request.to, at: request.at, ...meta })
-      return store.fork(request.key, { from: request.from, to: request.to, ...selectorOf(request), ...meta })
+      return store.fork(request.key, { from: request.from, to: request.to, ...selectorOf(request), ...once })
     case 'merge': {
       const options = { from: request.from, into: request.into, strategy: request.strategy, ...meta }
-      return request.prefix !== undefined ? store.mergePrefix(request.prefix, options) : store.merge(request.key, options)
+      return request.prefix !== undefined ? store.mergePrefix(request.prefix, options) : store.merge(request.key, { ...options, requestId: request.requestId })
     }
   }
 }

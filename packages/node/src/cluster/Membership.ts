@@ -18,6 +18,8 @@ export interface Member {
   readonly peerId: string
   readonly name: string
   readonly addresses: readonly string[]
+  /** The node's client API (ws://host:port/v1/ws). */
+  readonly api: string
   readonly state: MemberState
   /** Wall-clock ms of the last heartbeat (or contact) from it. */
   readonly lastSeen: number
@@ -34,6 +36,7 @@ export interface Member {
 /** What this node says about itself in each heartbeat. */
 export interface SelfReport {
   readonly name: string
+  readonly api: string
   readonly version: string
   readonly startedAt: number
   keys(): number
@@ -131,6 +134,7 @@ export class Membership {
       peer: this.transport.peerId,
       name: this.self.name,
       addresses: this.transport.addresses().slice(0, 32),
+      api: this.self.api,
       version: this.self.version,
       startedAt: this.self.startedAt,
       keys: this.self.keys(),
@@ -185,6 +189,7 @@ function toMember(heartbeat: Heartbeat, lastSeen: number, state: MemberState, co
     peerId: heartbeat.peer,
     name: heartbeat.name,
     addresses: heartbeat.addresses,
+    api: heartbeat.api,
     state,
     lastSeen,
     version: heartbeat.version,

@@ -39,6 +39,7 @@ export function toWire(revision: Revision): WireRevision {
     ...(revision.from && { from: revision.from }),
     ...(revision.author !== undefined && { author: revision.author }),
     ...(revision.message !== undefined && { message: revision.message }),
+    ...(revision.requestId !== undefined && { requestId: revision.requestId }),
   }
 }
 

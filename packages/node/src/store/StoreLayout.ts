@@ -33,6 +33,9 @@ export const StoreLayout = {
   feedPrefix: `s${S}` as StorageKey,
   seqOfFeed: (storageKey: StorageKey): number => parseInt(storageKey.slice(2), 16),
 
+  /** Which revision a write's requestId made (replicated with the revision). */
+  request: (requestId: string): StorageKey => `q${S}${requestId}`,
+
   clock: `m${S}hlc` as StorageKey,
   /** Random id of this store's feed: a new one means its sequence numbers restarted. */
   epoch: `m${S}epoch` as StorageKey,

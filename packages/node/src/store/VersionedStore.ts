@@ -51,12 +51,14 @@ import {
   decodeFork,
   decodeHead,
   decodeIndex,
+  decodeRequest,
   decodeRevision,
   encodeCheckpoint,
   encodeFeed,
   encodeFork,
   encodeHead,
   encodeIndex,
+  encodeRequest,
   encodeRevision,
 } from './records.ts'
 
@@ -88,6 +90,12 @@ export interface RevisionSelector {
 export interface WriteMeta {
   readonly author?: string
   readonly message?: string
+  /**
+   * Idempotency key (1..128 chars). A write whose requestId this node already
+   * holds (made here or replicated from another node) is not applied again: it
+   * answers the revision the first one made, with `replayed: true`.
+   */
+  readonly requestId?: string
 }
 
 export interface GetResult {
@@ -103,6 +111,8 @@ export interface WriteResult {
   readonly key: Key
   readonly fork: ForkName
   readonly revision: RevisionInfo
+  /** True when the requestId was seen before and nothing new was written. */
+  readonly replayed?: boolean
 }
 
 export interface MergeResult extends WriteResult {
@@ -366,7 +376,9 @@ export class VersionedStore {
     const key = parseKey(keyInput)
     const fork = parseFork(options.fork ?? MAIN_FORK)
     const value = parseValue(valueInput, this.valueLimits)
-    const meta = parseMeta(options.author, options.message)
+    const meta = parseWriteMeta(options)
+    const replay = this.replayRequest(meta.requestId, key, fork)
+    if (replay) return replay
     this.checkWritable()
     const state = this.loadFork(key, fork)
     checkHead(state, options.ifHead)
@@ -377,7 +389,9 @@ export class VersionedStore {
   async delete(keyInput: string, options: { fork?: string; ifHead?: string | null } & WriteMeta = {}): Promise<WriteResult> {
     const key = parseKey(keyInput)
     const fork = parseFork(options.fork ?? MAIN_FORK)
-    const meta = parseMeta(options.author, options.message)
+    const meta = parseWriteMeta(options)
+    const replay = this.replayRequest(meta.requestId, key, fork)
+    if (replay) return replay
     this.checkWritable()
     const state = this.loadFork(key, fork)
     checkHead(state, options.ifHead)
@@ -389,8 +403,10 @@ export class VersionedStore {
   async revert(keyInput: string, to: RevisionSelector, options: { fork?: string } & WriteMeta = {}): Promise<WriteResult> {
     const key = parseKey(keyInput)
     const fork = parseFork(options.fork ?? MAIN_FORK)
-    const meta = parseMeta(options.author, options.message)
+    const meta = parseWriteMeta(options)
     if (isHeadSelector(to)) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'revert needs a revision, index or time')
+    const replay = this.replayRequest(meta.requestId, key, fork)
+    if (replay) return replay
     this.checkWritable()
     const target = this.stateAt(key, fork, to)
     const state = this.loadFork(key, fork)!
@@ -402,8 +418,10 @@ export class VersionedStore {
     const key = parseKey(keyInput)
     const from = parseFork(options.from ?? MAIN_FORK)
     const to = parseFork(options.to)
-    const meta = parseMeta(options.author, options.message)
+    const meta = parseWriteMeta(options)
     if (from === to) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be forked into itself')
+    const replay = this.replayRequest(meta.requestId, key, to)
+    if (replay) return replay
     this.checkWritable()
     if (this.loadFork(key, to)) throw new WeftError(ErrorCode.FORK_EXISTS, `fork ${to} of ${key} already exists`, { key, fork: to })
     // At the head, fork what writes see (the live doc), like every other write does.
@@ -424,8 +442,10 @@ export class VersionedStore {
     const from = parseFork(options.from)
     const into = parseFork(options.into ?? MAIN_FORK)
     const strategy = parseStrategy(options.strategy)
-    const meta = parseMeta(options.author, options.message)
+    const meta = parseWriteMeta(options)
     if (from === into) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be merged into itself')
+    const replay = this.replayRequest(meta.requestId, key, into)
+    if (replay) return { ...replay, conflicts: [] }
     this.checkWritable()
     const src = this.loadFork(key, from)
     if (!src) throw forkNotFound(key, from)
@@ -452,7 +472,8 @@ export class VersionedStore {
     const from = parseFork(options.from)
     const into = parseFork(options.into ?? MAIN_FORK)
     const strategy = parseStrategy(options.strategy)
-    const meta = parseMeta(options.author, options.message)
+    // A requestId names one revision; a prefix merge makes one per key.
+    const meta = pickMeta(parseWriteMeta(options))
     if (from === into) throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'a fork cannot be merged into itself')
     const keys = this.allKeys(prefixInput, from, true)
     return this.eachKey(keys, onProgress, async (key) => {
@@ -700,6 +721,20 @@ export class VersionedStore {
     return index
   }
 
+  /** The earlier result of a write with this requestId, if this node holds it. */
+  private replayRequest(requestId: string | undefined, key: Key, fork: ForkName): WriteResult | undefined {
+    if (requestId === undefined) return undefined
+    const bytes = this.storage.get(L.request(requestId))
+    if (!bytes) return undefined
+    const made = decodeRequest(bytes)
+    if (made.key !== key || made.fork !== fork) {
+      throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'requestId was already used for a write to another key or fork', { field: 'requestId' })
+    }
+    const revision = this.revision(key, fork, made.id)
+    if (!revision) return undefined
+    return { key, fork, revision: describeRevision(revision, this.indexOf(key, fork, made.id)), replayed: true }
+  }
+
   private requireRevisionId(key: Key, fork: ForkName, input: string): RevisionId {
     parseRevisionId(input)
     const id = input as RevisionId
@@ -781,9 +816,10 @@ export class VersionedStore {
       ...(headRevision ? pickMeta(revision) : pickMeta(state.head)),
     }
     writes.push(
-      { type: 'put', key: L.revision(key, fork, id), value: encodeRevision({ kind: revision.kind, delta: revision.delta, ...(revision.from && { from: revision.from }), ...pickMeta(revision) }) },
+      { type: 'put', key: L.revision(key, fork, id), value: encodeRevision({ kind: revision.kind, delta: revision.delta, ...(revision.from && { from: revision.from }), ...pickMeta(revision), ...(revision.requestId !== undefined && { requestId: revision.requestId }) }) },
       { type: 'put', key: L.head(fork, key), value: encodeHead(state.head) },
     )
+    if (revision.requestId !== undefined) writes.push({ type: 'put', key: L.request(revision.requestId), value: encodeRequest(key, fork, id) })
     if (revision.kind === RevisionKind.merge && revision.from) {
       const lastMerge = L.lastMerge(key, fork, revision.from.fork)
       const previous = this.storage.get(lastMerge)
@@ -887,7 +923,7 @@ export class VersionedStore {
     if (typeof r.kind !== 'string' || !Object.hasOwn(RevisionKind, r.kind)) throw new WeftError(ErrorCode.INVALID_UPDATE, 'unknown revision kind')
     if (!(r.delta instanceof Uint8Array)) throw new WeftError(ErrorCode.INVALID_UPDATE, 'delta must be bytes')
     if (r.delta.byteLength > this.maxDeltaBytes) throw new WeftError(ErrorCode.VALUE_TOO_LARGE, `delta is larger than ${this.maxDeltaBytes} bytes`)
-    const meta = parseMeta(r.author, r.message)
+    const meta = parseWriteMeta(r as WriteMeta)
     let from: RevisionRef | undefined
     if (r.from !== undefined) {
       const f = r.from as Record<string, unknown> | null
@@ -952,6 +988,20 @@ function checkHead(state: ForkState | undefined, ifHead: string | null | undefin
   if (head !== ifHead) {
     throw new WeftError(ErrorCode.HEAD_MISMATCH, `head is ${head ?? 'absent'}, not ${ifHead ?? 'absent'}`, { head })
   }
+}
+
+const MAX_REQUEST_ID = 128
+
+function parseWriteMeta(options: { author?: unknown; message?: unknown; requestId?: unknown }): WriteMeta {
+  const meta: { author?: string; message?: string; requestId?: string } = parseMeta(options.author, options.message)
+  const requestId = options.requestId
+  if (requestId !== undefined) {
+    if (typeof requestId !== 'string' || requestId.length < 1 || requestId.length > MAX_REQUEST_ID || requestId.includes('\u0000')) {
+      throw new WeftError(ErrorCode.INVALID_ARGUMENT, `requestId must be 1..${MAX_REQUEST_ID} chars`, { field: 'requestId' })
+    }
+    meta.requestId = requestId
+  }
+  return meta
 }
 
 function pickMeta(source: { author?: string | undefined; message?: string | undefined }): WriteMeta {

@@ -32,7 +32,7 @@ async function startNode(network: MemoryNetwork, name: string, options: { antiEn
     transport,
     logger: silentLogger,
     intervalMs: 20,
-    self: { name, version: 'test', startedAt: Date.now(), keys: () => store.keyCount(), load: () => 0, feed: () => store.feedHead() },
+    self: { name, api: `ws://${name}/v1/ws`, version: 'test', startedAt: Date.now(), keys: () => store.keyCount(), load: () => 0, feed: () => store.feedHead() },
   })
   await transport.start()
   replicator.start()

@@ -447,3 +447,20 @@ describe('feed by time', () => {
     expect(store.feed(store.feedSeqAt(start + 550) - 1, 100).map((e) => e.key)).toEqual(['k5', 'k6', 'k7', 'k8', 'k9'])
   })
 })
+
+describe('requestId', () => {
+  it('answers a retried write with the first revision, here and on a replica', async () => {
+    const a = openStore({ nodeId: 'a' })
+    const b = openStore({ nodeId: 'b' })
+    const first = await a.set('k', { v: 1 }, { requestId: 'req-1' })
+    const again = await a.set('k', { v: 1 }, { requestId: 'req-1' })
+    expect(again).toMatchObject({ replayed: true, revision: { id: first.revision.id, index: 1 } })
+    expect(a.info('k').revisionCount).toBe(1)
+    await b.applyRemote([a.revision('k' as never, 'main' as never, first.revision.id)!])
+    const onB = await b.set('k', { v: 1 }, { requestId: 'req-1' })
+    expect(onB).toMatchObject({ replayed: true, revision: { id: first.revision.id } })
+    expect(b.info('k').revisionCount).toBe(1)
+    await expectCode(a.set('other', 1, { requestId: 'req-1' }), 'INVALID_ARGUMENT')
+    await expectCode(a.set('k', 1, { requestId: '' }), 'INVALID_ARGUMENT')
+  })
+})
