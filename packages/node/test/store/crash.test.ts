@@ -2,7 +2,6 @@
 // acknowledged sets, deletes and forks through VersionedStore on LmdbStorage is SIGKILLed
 // again and again on one directory; afterwards every operation it acknowledged must be
 // in its fork's history, reading back exactly what was written, with gap-free indexes.
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +13,7 @@ import { LmdbStorage } from '../../src/storage/LmdbStorage.ts'
 import { type HistoryEntry, VersionedStore } from '../../src/store/VersionedStore.ts'
 import { decodeCheckpoint, decodeIndex } from '../../src/store/records.ts'
 import { type Ack, CHECKPOINT_EVERY, HOT_KEYS, NODE_ID } from './crashStoreWriter.ts'
+import { runUntilKilled } from '../support/killLoop.ts'
 
 const RUNS = 24
 /** Every EARLY_EVERYth run is killed at a random moment after spawn, maybe while opening. */
@@ -52,7 +52,7 @@ it(`keeps every acknowledged VersionedStore write through ${RUNS} SIGKILLs`, asy
   for (let run = 0; run < RUNS; run++) {
     const early = run % EARLY_EVERY === EARLY_EVERY - 1
     // Kill anywhere from the first acknowledgement to well into the stream; or, early, from spawn on.
-    const lines = await runUntilKilled(dir, run, early ? { sinceSpawnMs: Math.random() * 600 } : { sinceAckMs: Math.random() * 400 })
+    const lines = await runUntilKilled(writerScript, [dir, String(run)], children, early ? { sinceSpawnMs: Math.random() * 600 } : { sinceAckMs: Math.random() * 400 })
     if (!early) killedAfterAck++
     acks.push(...lines.map((line) => JSON.parse(line) as Ack))
   }
@@ -230,60 +230,4 @@ function checkFork(store: VersionedStore, key: string, fork: string, records: Fo
 
 function isEqual(a: unknown, b: unknown): boolean {
   return isDeepStrictEqual(a, b)
-}
-
-/**
- * Starts a writer and SIGKILLs it, `sinceAckMs` after its first acknowledgement or
- * `sinceSpawnMs` after it started; returns the lines it acknowledged.
- */
-async function runUntilKilled(path: string, run: number, when: { sinceAckMs: number } | { sinceSpawnMs: number }): Promise<string[]> {
-  const child = spawn(process.execPath, [writerScript, path, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  const lines: string[] = []
-  let partial = ''
-  let stderr = ''
-  let firstAck: () => void = () => {}
-  const acked = new Promise<void>((resolve) => (firstAck = resolve))
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    // Only whole lines count: a line cut by the kill was never fully acknowledged.
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop() ?? ''
-    lines.push(...parts)
-    if (lines.length > 0) firstAck()
-  })
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  // 'close' comes after exit and after stdout is drained, so no acknowledgement is missed.
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
-  const kill = (): void => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL')
-  }
-
-  if ('sinceAckMs' in when) {
-    const started = await within(15_000, Promise.race([acked.then(() => true), closed.then(() => false)]))
-    if (started !== true) {
-      kill()
-      throw new Error(`writer run ${run} acknowledged nothing (${started === undefined ? 'timed out' : 'exited'}):\n${stderr}`)
-    }
-    await sleep(when.sinceAckMs)
-  } else {
-    await sleep(when.sinceSpawnMs)
-  }
-  kill()
-  if ((await within(5_000, closed.then(() => true))) !== true) throw new Error(`writer run ${run} did not die`)
-  if (child.signalCode !== 'SIGKILL') throw new Error(`writer run ${run} ended before the kill (${child.exitCode}):\n${stderr}`)
-  children.delete(child)
-  return lines
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** `promise`'s value, or undefined once `ms` pass. */
-async function within<T>(ms: number, promise: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
