@@ -189,6 +189,8 @@ export class VersionedStore {
   private readonly pinned = new Map<string, { state: ForkState; writes: number }>()
   /** Checkpoint lists of forks read but not loaded (a fork must be loaded to change). */
   private readonly checkpointLists = new LruCache<string, Checkpoint[]>(10_000)
+  /** Storage keys of revisions recorded but not yet durable. */
+  private readonly uncommitted = new Set<string>()
   /** Mutations of this event-loop turn, waiting to be committed together. */
   private batch: { writes: StorageWrite[]; events: CommittedRevision[]; onDurable: (() => void)[]; waiters: { resolve: () => void; reject: (err: Error) => void }[] } | undefined
   private failure: Error | undefined
@@ -516,7 +518,8 @@ export class VersionedStore {
         continue
       }
       const storageKey = L.revision(revision.key, revision.fork, revision.id)
-      if (seen.has(storageKey) || this.storage.get(storageKey)) continue
+      // Gossip and anti-entropy often deliver the same revision at once.
+      if (seen.has(storageKey) || this.uncommitted.has(storageKey) || this.storage.get(storageKey)) continue
       seen.add(storageKey)
       const existing = this.loadFork(revision.key, revision.fork)
       const state = existing ?? this.newFork(revision.key, revision.fork)
@@ -792,6 +795,7 @@ export class VersionedStore {
       const isLive = value !== undefined
       if (wasLive !== isLive) this.liveKeys += isLive ? 1 : -1
     }
+    this.uncommitted.add(L.revision(key, fork, id))
     const seq = ++this.seq
     this.lastStoredAt = Math.max(this.lastStoredAt, this.now())
     writes.push({ type: 'put', key: L.feed(seq), value: encodeFeed({ key, fork, id, storedAt: this.lastStoredAt }) })
@@ -892,6 +896,7 @@ export class VersionedStore {
       return
     } finally {
       this.inflight.delete(done)
+      for (const event of events) this.uncommitted.delete(L.revision(event.revision.key, event.revision.fork, event.revision.id))
     }
     for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
     for (const durable of batch.onDurable) durable()

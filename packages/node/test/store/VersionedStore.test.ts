@@ -464,3 +464,17 @@ describe('requestId', () => {
     await expectCode(a.set('k', 1, { requestId: '' }), 'INVALID_ARGUMENT')
   })
 })
+
+describe('concurrent remote delivery', () => {
+  it('stores a revision once when gossip and anti-entropy deliver it at the same time', async () => {
+    const a = openStore({ nodeId: 'a' })
+    const b = openStore({ nodeId: 'b' })
+    await a.set('k', 1)
+    await a.set('k', 2)
+    const revisions = [...a.revisionIds('k' as never, 'main' as never)].map((id) => a.revision('k' as never, 'main' as never, id)!)
+    const [x, y] = await Promise.all([b.applyRemote(revisions), b.applyRemote([...revisions].reverse())])
+    expect(x.applied.length + y.applied.length).toBe(2)
+    expect(b.info('k').revisionCount).toBe(2)
+    expect(b.feed(0, 10)).toHaveLength(2)
+  })
+})
