@@ -86,7 +86,13 @@ export type RevertRequest = Base<'revert'> & WriteMeta & Selector & { readonly k
 /** With `prefix`, only `at` may select the revision (ids and indexes are per key). */
 export type ForkRequest = Base<'fork'> & WriteMeta & Selector & Target & { readonly from?: string; readonly to: string }
 export type MergeRequest = Base<'merge'> & WriteMeta & Target & { readonly from: string; readonly into?: string; readonly strategy?: MergeStrategy }
-export type WatchRequest = Base<'watch'> & Target & { readonly fork?: string; readonly after?: string }
+/**
+ * `after`: a cursor of this node's feed. `since` (ms): replay what this node
+ * stored from that time on (less a margin for clock skew and replication lag),
+ * for a watch resumed on a node other than the one it started on; the receiver
+ * drops what it already has by revision id. At most one of the two.
+ */
+export type WatchRequest = Base<'watch'> & Target & { readonly fork?: string; readonly after?: string; readonly since?: number }
 export type UnwatchRequest = Base<'unwatch'> & { readonly watch: RequestId }
 export type MembersRequest = Base<'members'>
 export type PingRequest = Base<'ping'>
@@ -408,11 +414,13 @@ const parsers: { readonly [O in Op]: OpParser } = {
       compact({ id, op: Op.merge, ...f.target(), from: f.string('from'), into: f.optString('into'), strategy: f.strategy(), ...f.meta() }),
   },
   watch: {
-    fields: ['key', 'prefix', 'fork', 'after'],
+    fields: ['key', 'prefix', 'fork', 'after', 'since'],
     parse: (id, f): WatchRequest => {
       const after = f.optString('after')
       if (after !== undefined) parseCursor(after)
-      return compact({ id, op: Op.watch, ...f.target(), fork: f.optString('fork'), after })
+      const since = f.optNumber('since')
+      if (after !== undefined && since !== undefined) throw invalid('since', 'give at most one of after, since')
+      return compact({ id, op: Op.watch, ...f.target(), fork: f.optString('fork'), after, since })
     },
   },
   unwatch: {

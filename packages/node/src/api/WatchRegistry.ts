@@ -33,7 +33,12 @@ export interface WatchRegistryOptions {
   readonly replayHighWater?: number
   /** Feed entries read per replay step. */
   readonly replayPage?: number
+  /** How far before `since` a resumed watch starts replaying: clock skew plus replication lag. */
+  readonly sinceMarginMs?: number
 }
+
+/** Default margin before a watch's `since`. */
+export const WATCH_SINCE_MARGIN_MS = 2000
 
 export class Watch {
   readonly id: RequestId
@@ -72,6 +77,7 @@ export class WatchRegistry {
   readonly #maxBufferedBytes: number
   readonly #replayHighWater: number
   readonly #replayPage: number
+  readonly #sinceMarginMs: number
   readonly #watches = new Set<Watch>()
   readonly #unsubscribe: () => void
   /**
@@ -86,6 +92,7 @@ export class WatchRegistry {
     this.#maxBufferedBytes = options.maxBufferedBytes
     this.#replayHighWater = options.replayHighWater ?? Math.min(1024 * 1024, options.maxBufferedBytes / 4)
     this.#replayPage = options.replayPage ?? 256
+    this.#sinceMarginMs = options.sinceMarginMs ?? WATCH_SINCE_MARGIN_MS
     this.#emittedSeq = this.#store.feedHead().seq
     this.#unsubscribe = this.#store.subscribe((event) => this.#onCommitted(event))
   }
@@ -98,13 +105,19 @@ export class WatchRegistry {
    * Registers a watch; its live events flow at once. Throws INVALID_KEY /
    * INVALID_FORK, or CURSOR_EXPIRED for a cursor of another feed epoch or one
    * ahead of the feed. Call start() once the client has the watch's answer.
+   * With `since`, it starts after the last feed entry stored before `since`
+   * minus the margin.
    */
   open(sink: WatchSink, request: WatchRequest): Watch {
     const fork = parseFork(request.fork ?? MAIN_FORK)
     const target = request.key !== undefined ? { fork, key: parseKey(request.key) } : { fork, prefix: parseKeyPrefix(request.prefix) }
     const head = this.#store.feedHead()
     let watch: Watch
-    if (request.after === undefined) {
+    if (request.since !== undefined) {
+      // feedSeqAt is at most head.seq + 1: a time past the feed replays nothing, then goes live.
+      const after = Math.min(head.seq, this.#store.feedSeqAt(request.since - this.#sinceMarginMs) - 1)
+      watch = new Watch(request.id, sink, target, head.epoch, after, false)
+    } else if (request.after === undefined) {
       watch = new Watch(request.id, sink, target, head.epoch, this.#emittedSeq, true)
     } else {
       const cursor = parseCursor(request.after)

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Starts a weft gateway: read config, start, stop cleanly on SIGINT/SIGTERM.
+import { pino } from 'pino'
+import { type Authorizer, Gateway, OpenAuthorizer, TokenFileAuthorizer, createHttpHandler } from '@weft/gateway'
+import { ConfigError, HELP, parseCommand } from './config.ts'
+
+let command
+try {
+  command = parseCommand(process.argv.slice(2), process.env)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`weft gateway: ${err.message}\n\n${HELP}`)
+  process.exit(2)
+}
+
+if (command.command === 'help') {
+  process.stdout.write(HELP)
+} else {
+  const config = command.config
+  const logger = pino({
+    level: config.logLevel,
+    base: { gateway: `${config.listen.host}:${config.listen.port}` },
+    ...(config.logPretty && { transport: { target: 'pino-pretty' } }),
+  })
+  try {
+    let authorizer: Authorizer
+    if (config.tokensFile !== undefined) {
+      authorizer = await TokenFileAuthorizer.load(config.tokensFile)
+      logger.info({ tokens: config.tokensFile }, 'auth: bearer tokens from the token file')
+    } else {
+      authorizer = new OpenAuthorizer()
+      logger.warn({ auth: 'open' }, 'NO TOKEN FILE: this gateway is OPEN, anyone who can reach it may read and write every key (start it with --tokens FILE)')
+    }
+    const gateway = await Gateway.start({
+      nodes: config.nodes,
+      host: config.listen.host,
+      port: config.listen.port,
+      authorizer,
+      mountHttp: (backend) => createHttpHandler({ backend, authorizer, logger }),
+      requestTimeoutMs: config.requestTimeoutMs,
+      logger,
+    })
+    const { host, port } = gateway.address!
+    const shown = host.includes(':') ? `[${host}]` : host
+    logger.info({ http: `http://${shown}:${port}`, ws: `ws://${shown}:${port}/v1/ws`, nodes: config.nodes, auth: authorizer.open ? 'open' : 'tokens' }, 'ready')
+    void gateway.pool.ready(10_000).then((ok) => {
+      if (!ok) logger.warn({ nodes: config.nodes }, 'no node reachable yet: requests wait and retry within their deadline')
+    })
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
+      logger.info({ signal }, 'shutting down')
+      setTimeout(() => process.exit(1), 10_000).unref()
+      gateway.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err: String(err) }, 'unclean stop')
+          process.exit(1)
+        },
+      )
+    }
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGTERM', () => stop('SIGTERM'))
+  } catch (err) {
+    logger.fatal({ err: err instanceof Error ? { message: err.message, code: (err as { code?: string }).code } : String(err) }, 'failed to start')
+    process.exit(1)
+  }
+}

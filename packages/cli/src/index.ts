@@ -1,0 +1,6 @@
+export { run, mainHelp, commandHelp, DEFAULT_URL } from './run.ts'
+export { COMMANDS, type Command, type OptionSpec } from './commands.ts'
+export { type CliIo, Context } from './Context.ts'
+export { ExitCode, exitCodeOf } from './ExitCode.ts'
+export { UsageError } from './UsageError.ts'
+export { parseDiffSide, parseSelector, parseTime, parseValue } from './parse.ts'

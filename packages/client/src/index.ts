@@ -1,0 +1,7 @@
+export * from './WeftClient.ts'
+export { WeftClientError, isWeftClientError, type WeftClientErrorOptions } from './WeftClientError.ts'
+export { Watch, type WatchTarget } from './Watch.ts'
+export { type SocketLike, type SocketRequest, type WebSocketFactory } from './openSocket.ts'
+export { type BackoffOptions, backoffDelay } from './backoff.ts'
+export { newRequestId } from './newRequestId.ts'
+export { ErrorCode, MergeStrategy } from '@weft/core'
