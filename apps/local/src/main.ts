@@ -1,6 +1,6 @@
-// `npm start`: three weft nodes as separate processes on this machine, data and
-// a generated cluster secret under ./data (reused by the next start). Ctrl-C
-// stops them all.
+// `npm start`: three weft nodes and a gateway as separate processes on this
+// machine, data and a generated cluster secret under ./data (reused by the
+// next start). Ctrl-C stops them all.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { generateSwarmKey } from '@weft/node'
 
 const NODE_MAIN = fileURLToPath(new URL('../../node/src/main.ts', import.meta.url))
+const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/src/main.ts', import.meta.url))
+const GATEWAY = { host: '127.0.0.1', port: 7420 }
 const dataDir = resolve(process.env.WEFT_DATA ?? 'data')
 const nodes = [1, 2, 3].map((i) => ({ name: `node${i}`, p2p: 7400 + i, api: 7410 + i }))
 
@@ -20,15 +22,18 @@ const children: ChildProcess[] = []
 let stopping = false
 
 function startNode(node: (typeof nodes)[number], peers: string[]): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [NODE_MAIN, '--name', node.name, '--data-dir', join(dataDir, node.name), '--swarm-key', swarmKeyFile, '--listen', `/ip4/127.0.0.1/tcp/${node.p2p}`, '--api', `127.0.0.1:${node.api}`, ...(peers.length ? ['--peers', peers.join(',')] : [])],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+  return startProcess(node.name, [NODE_MAIN, '--name', node.name, '--data-dir', join(dataDir, node.name), '--swarm-key', swarmKeyFile, '--listen', `/ip4/127.0.0.1/tcp/${node.p2p}`, '--api', `127.0.0.1:${node.api}`, ...(peers.length ? ['--peers', peers.join(',')] : [])], (entry) =>
+    entry.peerId ? `/ip4/127.0.0.1/tcp/${node.p2p}/p2p/${entry.peerId}` : undefined,
   )
+}
+
+/** Starts one process and resolves with what its 'ready' log line says. */
+function startProcess(name: string, args: string[], onReady: (entry: { peerId?: string }) => string | undefined): Promise<string> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   child.on('exit', (code, signal) => {
     if (!stopping) {
-      console.error(`${node.name} exited (${code ?? signal}); stopping the cluster`)
+      console.error(`${name} exited (${code ?? signal}); stopping the cluster`)
       stop()
     }
   })
@@ -41,14 +46,14 @@ function startNode(node: (typeof nodes)[number], peers: string[]): Promise<strin
       for (const line of lines) {
         try {
           const entry = JSON.parse(line) as { msg?: string; level?: number; peerId?: string }
-          if (entry.msg === 'ready' && entry.peerId) resolvePeer(`/ip4/127.0.0.1/tcp/${node.p2p}/p2p/${entry.peerId}`)
-          if ((entry.level ?? 0) >= 40 || process.env.WEFT_VERBOSE) console.log(`[${node.name}] ${line}`)
+          if (entry.msg === 'ready') resolvePeer(onReady(entry) ?? '')
+          if ((entry.level ?? 0) >= 40 || process.env.WEFT_VERBOSE) console.log(`[${name}] ${line}`)
         } catch {
-          console.log(`[${node.name}] ${line}`)
+          console.log(`[${name}] ${line}`)
         }
       }
     })
-    child.once('exit', () => reject(new Error(`${node.name} did not start`)))
+    child.once('exit', () => reject(new Error(`${name} did not start`)))
   })
 }
 
@@ -65,12 +70,23 @@ process.on('SIGTERM', stop)
 const peers: string[] = []
 try {
   for (const node of nodes) peers.push(await startNode(node, [...peers]))
+  await startProcess('gateway', [GATEWAY_MAIN, '--nodes', nodes.map((n) => `ws://127.0.0.1:${n.api}/v1/ws`).join(','), '--listen', `${GATEWAY.host}:${GATEWAY.port}`], () => undefined)
 } catch (err) {
   console.error(String(err))
   stop()
 }
+const gateway = `${GATEWAY.host}:${GATEWAY.port}`
 console.log(`
-weft: a local cluster of ${nodes.length} nodes is running (data in ${dataDir}).
-${nodes.map((n) => `  ${n.name}: ws://127.0.0.1:${n.api}/v1/ws   http://127.0.0.1:${n.api}/healthz   /metrics`).join('\n')}
-Clients speak msgpack frames over WebSocket (docs/PROTOCOL.md). Ctrl-C stops the cluster.
+weft: a local cluster is running: ${nodes.length} nodes and a gateway (data in ${dataDir}).
+
+  gateway    ws://${gateway}/v1/ws   http://${gateway}/v1/...   http://${gateway}/healthz
+${nodes.map((n) => `  ${n.name}      ws://127.0.0.1:${n.api}/v1/ws   http://127.0.0.1:${n.api}/healthz`).join('\n')}
+
+Try it:
+  export WEFT_URL=ws://${gateway}/v1/ws
+  npx weft set deployments/api '{"image":"api:1","replicas":2}' --message "first deploy"
+  npx weft history deployments/api
+  curl -s http://${gateway}/v1/keys/deployments/api
+
+The gateway has no token file here, so it is open to this machine. Ctrl-C stops everything.
 `)
