@@ -33,8 +33,11 @@ export const StoreLayout = {
   feedPrefix: `s${S}` as StorageKey,
   seqOfFeed: (storageKey: StorageKey): number => parseInt(storageKey.slice(2), 16),
 
-  /** Which revision a write's requestId made (replicated with the revision). */
-  request: (requestId: string): StorageKey => `q${S}${requestId}`,
+  /**
+   * Which revision a write's requestId made (replicated with the revision).
+   * Kept beside the key's own records, so the index adds no scattered page to a commit.
+   */
+  request: (key: Key, fork: ForkName, requestId: string): StorageKey => `q${S}${key}${S}${fork}${S}${requestId}`,
 
   clock: `m${S}hlc` as StorageKey,
   /** Random id of this store's feed: a new one means its sequence numbers restarted. */

@@ -51,14 +51,12 @@ import {
   decodeFork,
   decodeHead,
   decodeIndex,
-  decodeRequest,
   decodeRevision,
   encodeCheckpoint,
   encodeFeed,
   encodeFork,
   encodeHead,
   encodeIndex,
-  encodeRequest,
   encodeRevision,
 } from './records.ts'
 
@@ -727,15 +725,12 @@ export class VersionedStore {
   /** The earlier result of a write with this requestId, if this node holds it. */
   private replayRequest(requestId: string | undefined, key: Key, fork: ForkName): WriteResult | undefined {
     if (requestId === undefined) return undefined
-    const bytes = this.storage.get(L.request(requestId))
+    const bytes = this.storage.get(L.request(key, fork, requestId))
     if (!bytes) return undefined
-    const made = decodeRequest(bytes)
-    if (made.key !== key || made.fork !== fork) {
-      throw new WeftError(ErrorCode.INVALID_ARGUMENT, 'requestId was already used for a write to another key or fork', { field: 'requestId' })
-    }
-    const revision = this.revision(key, fork, made.id)
+    const id = new TextDecoder().decode(bytes) as RevisionId
+    const revision = this.revision(key, fork, id)
     if (!revision) return undefined
-    return { key, fork, revision: describeRevision(revision, this.indexOf(key, fork, made.id)), replayed: true }
+    return { key, fork, revision: describeRevision(revision, this.indexOf(key, fork, id)), replayed: true }
   }
 
   private requireRevisionId(key: Key, fork: ForkName, input: string): RevisionId {
@@ -823,7 +818,7 @@ export class VersionedStore {
       { type: 'put', key: L.revision(key, fork, id), value: encodeRevision({ kind: revision.kind, delta: revision.delta, ...(revision.from && { from: revision.from }), ...pickMeta(revision), ...(revision.requestId !== undefined && { requestId: revision.requestId }) }) },
       { type: 'put', key: L.head(fork, key), value: encodeHead(state.head) },
     )
-    if (revision.requestId !== undefined) writes.push({ type: 'put', key: L.request(revision.requestId), value: encodeRequest(key, fork, id) })
+    if (revision.requestId !== undefined) writes.push({ type: 'put', key: L.request(key, fork, revision.requestId), value: new TextEncoder().encode(id) })
     if (revision.kind === RevisionKind.merge && revision.from) {
       const lastMerge = L.lastMerge(key, fork, revision.from.fork)
       const previous = this.storage.get(lastMerge)

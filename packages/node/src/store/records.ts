@@ -108,13 +108,3 @@ export function decodeFeed(seq: number, bytes: Uint8Array): FeedEntry {
   if (!Array.isArray(r) || r.length !== 4 || !r.slice(0, 3).every((part) => typeof part === 'string') || typeof r[3] !== 'number') throw corrupt('feed entry')
   return { seq, key: r[0] as Key, fork: r[1] as ForkName, id: r[2] as RevisionId, storedAt: r[3] as number }
 }
-
-export function encodeRequest(key: Key, fork: ForkName, id: RevisionId): Uint8Array {
-  return pack([key, fork, id])
-}
-
-export function decodeRequest(bytes: Uint8Array): { key: Key; fork: ForkName; id: RevisionId } {
-  const r = unpack(bytes, ErrorCode.STORAGE_CORRUPT)
-  if (!Array.isArray(r) || r.length !== 3 || !r.every((part) => typeof part === 'string')) throw corrupt('request index')
-  return { key: r[0] as Key, fork: r[1] as ForkName, id: r[2] as RevisionId }
-}
