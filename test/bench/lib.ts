@@ -122,9 +122,33 @@ export function killChildren(): void {
   children.clear()
 }
 
+const cleanupHooks = new Set<() => void>()
+
+/**
+ * A synchronous cleanup step (e.g. SIGKILL processes started elsewhere, by PID) run by
+ * installCleanup's handlers on Ctrl-C, SIGTERM or exit, before temp dirs are removed.
+ * Returns a function that unregisters it (call that once the step is done normally).
+ */
+export function addCleanupHook(hook: () => void): () => void {
+  cleanupHooks.add(hook)
+  return () => cleanupHooks.delete(hook)
+}
+
+function runCleanupHooks(): void {
+  for (const hook of [...cleanupHooks]) {
+    cleanupHooks.delete(hook)
+    try {
+      hook()
+    } catch {
+      // Best effort: the other hooks still run.
+    }
+  }
+}
+
 /** On Ctrl-C, SIGTERM or a crash: kill our children, remove our temp dirs, exit. */
 export function installCleanup(): void {
   const bail = (code: number) => () => {
+    runCleanupHooks()
     killChildren()
     removeTempDirs()
     process.exit(code)
@@ -133,6 +157,7 @@ export function installCleanup(): void {
   process.once('SIGTERM', bail(143))
   process.once('SIGHUP', bail(129))
   process.on('exit', () => {
+    runCleanupHooks()
     killChildren()
     removeTempDirs()
   })
@@ -231,10 +256,13 @@ export interface Figure {
   readonly met?: boolean
 }
 
-export function markdownTable(figures: readonly Figure[], date: string, machineText: string): string {
+/** The figures as a markdown table; with `command`, a last column names the command that measured them. */
+export function markdownTable(figures: readonly Figure[], date: string, machineText: string, command?: string): string {
   const cell = (text: string) => text.replaceAll('|', '\\|')
-  const rows = figures.map((f) => `| ${cell(f.figure)} | ${cell(f.result)} | ${cell(f.target)} | ${f.met === undefined ? '' : f.met ? 'yes' : '**no**'} | ${date} | ${cell(machineText)} |`)
-  return ['| Figure | Result | Target | Met | Date | Machine |', '|---|---|---|---|---|---|', ...rows].join('\n')
+  const extra = command === undefined ? '' : ` ${cell(command)} |`
+  const rows = figures.map((f) => `| ${cell(f.figure)} | ${cell(f.result)} | ${cell(f.target)} | ${f.met === undefined ? '' : f.met ? 'yes' : '**no**'} | ${date} | ${cell(machineText)} |${extra}`)
+  const head = command === undefined ? ['| Figure | Result | Target | Met | Date | Machine |', '|---|---|---|---|---|---|'] : ['| Figure | Result | Target | Met | Date | Machine | Command |', '|---|---|---|---|---|---|---|']
+  return [...head, ...rows].join('\n')
 }
 
 /** Replaces the `## heading` section of a markdown file (up to the next `## `), or appends it. */
