@@ -42,6 +42,10 @@ interface Cursor {
   seq: number
 }
 
+function refKey(ref: readonly [string, string, string]): string {
+  return `${ref[0]}\u0000${ref[1]}\u0000${ref[2]}`
+}
+
 export class AntiEntropy {
   readonly stats: AntiEntropyStats = { rounds: 0, failedRounds: 0, repaired: 0, scanned: 0 }
   private readonly store: VersionedStore
@@ -51,6 +55,8 @@ export class AntiEntropy {
   private readonly timeoutMs: number
   private readonly cursors = new Map<PeerId, Cursor>()
   private readonly running = new Map<PeerId, Promise<void>>()
+  /** Revisions being fetched right now, by any round: key\0fork\0id → settles when done. */
+  private readonly fetching = new Map<string, Promise<void>>()
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private readonly onConnect = ({ peer }: { peer: PeerId }) => void this.syncWith(peer)
@@ -129,20 +135,53 @@ export class AntiEntropy {
     if (repaired > 0) this.logger.info({ peer, repaired, entries: cursor.seq - start }, 'anti-entropy repaired revisions')
   }
 
+  /**
+   * Fetches `refs` from `peer`. Revisions another round is already fetching
+   * (from another peer) are not asked for twice: this round waits for that
+   * fetch, then asks only for what is still missing.
+   */
   private async fetch(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
+    const elsewhere: Promise<void>[] = []
+    const waitedFor: (readonly [string, string, string])[] = []
+    const mine: (readonly [string, string, string])[] = []
+    for (const ref of refs) {
+      const running = this.fetching.get(refKey(ref))
+      if (running) {
+        elsewhere.push(running)
+        waitedFor.push(ref)
+      } else mine.push(ref)
+    }
+    let repaired = await this.fetchFrom(peer, mine)
+    if (elsewhere.length > 0) {
+      await Promise.allSettled(elsewhere)
+      repaired += await this.fetchFrom(peer, waitedFor.filter(([key, fork, id]) => !this.store.hasRevision(key, fork, id)))
+    }
+    return repaired
+  }
+
+  private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     let repaired = 0
     let pending = refs
     while (pending.length > 0 && !this.stopped) {
       const chunk = pending.slice(0, SyncLimits.refsPerGet)
-      const reply = await this.ask(peer, { t: 'get', refs: chunk }, 'get')
-      if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${chunk.length} revisions`)
-      const result = await this.store.applyRemote(reply.revisions)
-      if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
-      repaired += result.applied.length
-      this.stats.repaired += result.applied.length
-      // A response may stop early at its byte budget: ask again for the rest.
-      const got = new Set(reply.revisions.map((r) => `${r.key}\u0000${r.fork}\u0000${r.id}`))
-      pending = [...chunk.filter(([key, fork, id]) => !got.has(`${key}\u0000${fork}\u0000${id}`) && !this.store.hasRevision(key, fork, id)), ...pending.slice(chunk.length)]
+      let done: () => void = () => {}
+      const marker = new Promise<void>((resolve) => (done = resolve))
+      const keys = chunk.map(refKey).filter((k) => !this.fetching.has(k))
+      for (const k of keys) this.fetching.set(k, marker)
+      try {
+        const reply = await this.ask(peer, { t: 'get', refs: chunk }, 'get')
+        if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${chunk.length} revisions`)
+        const result = await this.store.applyRemote(reply.revisions)
+        if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
+        repaired += result.applied.length
+        this.stats.repaired += result.applied.length
+        // A response may stop early at its byte budget: ask again for the rest.
+        const got = new Set(reply.revisions.map((r) => refKey([r.key, r.fork, r.id])))
+        pending = [...chunk.filter((ref) => !got.has(refKey(ref)) && !this.store.hasRevision(ref[0], ref[1], ref[2])), ...pending.slice(chunk.length)]
+      } finally {
+        for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
+        done()
+      }
     }
     return repaired
   }

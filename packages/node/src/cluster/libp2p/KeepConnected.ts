@@ -36,6 +36,8 @@ interface DialState {
   dialing: boolean
   /** When we first saw it disconnected (for the yield rule). */
   apartSince?: number
+  /** Seen connected at least once: only then may the other side be dialling us too. */
+  wasConnected?: boolean
 }
 
 interface ConfiguredPeer extends DialState {
@@ -110,7 +112,7 @@ export class KeepConnected {
       if (!oldest.done) this.dropped.delete(oldest.value)
     }
     const now = this.deps.now()
-    this.dropped.set(peerId, { failures: 0, nextAttemptAt: now, dialing: false, apartSince: now, forgetAt: now + this.rememberDroppedMs })
+    this.dropped.set(peerId, { failures: 0, nextAttemptAt: now, dialing: false, apartSince: now, wasConnected: true, forgetAt: now + this.rememberDroppedMs })
   }
 
   stop(): void {
@@ -120,10 +122,12 @@ export class KeepConnected {
   private shouldDial(state: DialState, peerId: string, now: number): boolean {
     if (this.deps.isConnected(peerId)) {
       delete state.apartSince
+      state.wasConnected = true
       return false
     }
     state.apartSince ??= now
-    return this.deps.selfId < peerId || now - state.apartSince >= this.yieldMs
+    // A peer we never reached does not know us (a new node joining): dial at once.
+    return this.deps.selfId < peerId || !state.wasConnected || now - state.apartSince >= this.yieldMs
   }
 
   private async dialConfigured(peer: ConfiguredPeer): Promise<void> {

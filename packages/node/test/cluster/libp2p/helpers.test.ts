@@ -131,11 +131,25 @@ describe('KeepConnected', () => {
     loop.stop()
   })
 
-  it('lets the smaller peer id dial first, the larger one only after the yield time', async () => {
+  it('dials a configured peer it never reached at once, whatever the ids', async () => {
     const [small, large] = [ID, OTHER_ID].sort() as [string, string]
     const larger = fakeNetwork(large)
     larger.state.addressIds.set('/ip4/10.0.0.1/tcp/1', small)
     const loop = new KeepConnected([parsePeerAddress(`/ip4/10.0.0.1/tcp/1/p2p/${small}`)], larger.deps, { yieldMs: 3_000 })
+    loop.tick()
+    await settle()
+    expect(larger.state.dials).toEqual([`/ip4/10.0.0.1/tcp/1/p2p/${small}`])
+    loop.stop()
+  })
+
+  it('after a lost connection lets the smaller peer id dial first, the larger one only after the yield time', async () => {
+    const [small, large] = [ID, OTHER_ID].sort() as [string, string]
+    const larger = fakeNetwork(large)
+    larger.state.addressIds.set('/ip4/10.0.0.1/tcp/1', small)
+    const loop = new KeepConnected([parsePeerAddress(`/ip4/10.0.0.1/tcp/1/p2p/${small}`)], larger.deps, { yieldMs: 3_000 })
+    larger.state.connected.add(small)
+    loop.tick()
+    larger.state.connected.delete(small)
     for (larger.state.now = 0; larger.state.now < 3_000; larger.state.now += 1_000) loop.tick()
     await settle()
     expect(larger.state.dials).toEqual([])
