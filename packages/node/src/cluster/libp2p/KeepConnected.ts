@@ -68,7 +68,8 @@ export class KeepConnected {
   constructor(peers: readonly PeerAddress[], deps: KeepConnectedDeps, options: KeepConnectedOptions = {}) {
     this.deps = deps
     this.minBackoffMs = options.minBackoffMs ?? 1_000
-    this.maxBackoffMs = options.maxBackoffMs ?? 10_000
+    // Short: a peer back from a partition should be redialled within a couple of seconds.
+    this.maxBackoffMs = options.maxBackoffMs ?? 2_000
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5_000
     this.yieldMs = options.yieldMs ?? 2_000
     this.rememberDroppedMs = options.rememberDroppedMs ?? 10 * 60_000

@@ -109,7 +109,7 @@ describe('KeepConnected', () => {
   it('dials an unknown host:port, learns its id, and backs off up to the maximum while it is down', async () => {
     const { state, deps } = fakeNetwork('m')
     state.addressIds.set('/ip4/10.0.0.2/tcp/1', 'z')
-    const loop = new KeepConnected([parsePeerAddress('10.0.0.2:1')], deps)
+    const loop = new KeepConnected([parsePeerAddress('10.0.0.2:1')], deps, { maxBackoffMs: 10_000 })
     loop.tick()
     await settle()
     expect(state.dials).toEqual(['/ip4/10.0.0.2/tcp/1'])
