@@ -13,7 +13,7 @@ import { eventually } from '../support/eventually.ts'
 import { type NodeProcess, TestCluster, freePort } from '../support/NodeProcess.ts'
 import type { WsTestClient } from '../support/WsTestClient.ts'
 import { GatewayProcess } from './GatewayProcess.ts'
-import { RawClient } from './RawClient.ts'
+import { TestClient } from '../../packages/node/test/api/TestClient.ts'
 
 const swarmKey = () => `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`
 
@@ -21,7 +21,7 @@ const swarmKey = () => `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toStr
 class Setup {
   readonly cluster = new TestCluster()
   readonly gateways: GatewayProcess[] = []
-  readonly clients: (WsTestClient | RawClient)[] = []
+  readonly clients: (WsTestClient | TestClient)[] = []
   nodes: NodeProcess[] = []
 
   async start(nodeCount: number, seeds: (nodes: NodeProcess[]) => NodeProcess[] = (n) => n): Promise<GatewayProcess> {
@@ -57,8 +57,8 @@ class Setup {
     return client
   }
 
-  async raw(gateway: GatewayProcess, headers: Record<string, string> = {}): Promise<RawClient> {
-    const client = await RawClient.connect(gateway.wsUrl, headers)
+  async raw(gateway: GatewayProcess, headers: Record<string, string> = {}): Promise<TestClient> {
+    const client = await TestClient.connect(gateway.wsUrl, headers)
     this.clients.push(client)
     return client
   }
@@ -204,7 +204,7 @@ describe('a gateway in front of three node processes', () => {
     const locked = await setup.gateway([setup.nodes[1]!.wsUrl], { tokensFile })
     const anonymous = await setup.raw(locked)
     expect(await anonymous.closed).toMatchObject({ code: 4401, reason: expect.stringMatching(/^UNAUTHORIZED:/) })
-    const wrong = await RawClient.connect(`${locked.wsUrl}?token=guess`)
+    const wrong = await TestClient.connect(`${locked.wsUrl}?token=guess`)
     setup.clients.push(wrong)
     expect((await wrong.closed).code).toBe(4401)
 
@@ -215,7 +215,7 @@ describe('a gateway in front of three node processes', () => {
     expect(await ci.errorOf(2)).toBe('FORBIDDEN')
     ci.send({ id: 3, op: 'members' })
     expect(await ci.errorOf(3)).toBe('FORBIDDEN')
-    const reader = await RawClient.connect(`${locked.wsUrl}?token=reader-token`)
+    const reader = await TestClient.connect(`${locked.wsUrl}?token=reader-token`)
     setup.clients.push(reader)
     reader.send({ id: 1, op: 'get', key: 'deployments/auth-test' })
     expect(await reader.next((f) => f.id === 1)).toMatchObject({ ok: true, result: { value: 'ok' } })

@@ -1,5 +1,5 @@
-// A raw WebSocket client for API tests: packs frames, collects every frame the
-// server sends, and waits for the ones a test asks for.
+// A raw WebSocket client for API tests (node and gateway): packs frames,
+// collects every frame the server sends, and waits for the ones a test asks for.
 import { pack, unpack } from '@weft/protocol'
 import type { ErrorResponse, OkResponse, Op, RequestId, WatchEvent } from '@weft/protocol'
 import WebSocket from 'ws'
@@ -29,8 +29,8 @@ export class TestClient {
     })
   }
 
-  static async connect(url: string): Promise<TestClient> {
-    const ws = new WebSocket(url)
+  static async connect(url: string, headers: Record<string, string> = {}): Promise<TestClient> {
+    const ws = new WebSocket(url, { headers })
     const client = new TestClient(ws)
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
@@ -48,7 +48,7 @@ export class TestClient {
   }
 
   /** The first frame (already received or coming) that passes `test`. */
-  next(test: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+  next(test: (f: Frame) => boolean, timeoutMs = 10_000): Promise<Frame> {
     const seen = this.frames.find(test)
     if (seen) return Promise.resolve(seen)
     return new Promise((resolve, reject) => {
@@ -61,6 +61,12 @@ export class TestClient {
         },
       })
     })
+  }
+
+  /** The error code answered to request `id` (which must fail). */
+  async errorOf(id: unknown, timeoutMs = 10_000): Promise<string> {
+    const frame = await this.next((f) => f.id === id && f.ok === false, timeoutMs)
+    return (frame.error as { code: string }).code
   }
 
   response(id: RequestId | null): Promise<OkResponse | ErrorResponse> {
