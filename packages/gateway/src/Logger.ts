@@ -1,14 +1,2 @@
-// The logging surface the gateway takes; pino satisfies it, tests pass silentLogger.
-export interface Logger {
-  debug(fields: object, message?: string): void
-  info(fields: object, message?: string): void
-  warn(fields: object, message?: string): void
-  error(fields: object, message?: string): void
-}
-
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-}
+// One definition for every room: see @weft/protocol's Logger.
+export { type Logger, silentLogger } from '@weft/protocol'

@@ -3,19 +3,14 @@
 // body is read or anything is sent to a node), then call the backend within
 // the request's deadline.
 import { ErrorCode, WeftError } from '@weft/core'
+import { type Logger, silentLogger } from '@weft/protocol'
 import type { Access, Authorizer, Principal } from '../auth/Authorizer.ts'
 import type { GatewayBackend, RequestContext } from '../GatewayBackend.ts'
 import type { HttpExchange, HttpLimits } from './HttpExchange.ts'
 
-/** The logging surface the handler takes (pino's fits). */
-export interface HttpLogger {
-  debug(fields: object, message?: string): void
-  info(fields: object, message?: string): void
-  warn(fields: object, message?: string): void
-  error(fields: object, message?: string): void
-}
-
-export const silentHttpLogger: HttpLogger = { debug() {}, info() {}, warn() {}, error() {} }
+/** The logging surface the handler takes: the one every room shares. */
+export type HttpLogger = Logger
+export const silentHttpLogger: HttpLogger = silentLogger
 
 /** One backend op answered (or not) for an HTTP request: for the gateway's request metrics. */
 export interface HttpOpSample {
