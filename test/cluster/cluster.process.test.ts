@@ -11,7 +11,11 @@ const swarmKey = () => `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toStr
 
 let cluster: TestCluster
 
-afterEach(async () => {
+afterEach(async (context) => {
+  // A failed test shows what its nodes logged above info level, so a CI failure can be read.
+  if (context.task.result?.state === 'fail') {
+    for (const node of cluster.nodes) console.log(`--- ${node.name}\n${node.output.split('\n').filter((l) => /member state|hanging up|"level":[45]0/.test(l)).slice(-40).join('\n')}`)
+  }
   await cluster.cleanup()
 })
 

@@ -3,13 +3,17 @@
 // writing to the old connection's stream and gossip with that peer stops for
 // good while the connection looks healthy. The cure is to hang up the peer, so
 // gossipsub forgets it, and let KeepConnected dial a fresh connection. Signs:
-//  - one of its connections closed while another stayed open;
+//  - one of its connections closed while another, open at that moment, stayed
+//    open (a connection opened after the close does not count: that is the
+//    peer redialling, e.g. after our own hang-up, which otherwise repeats
+//    every tick for as long as the peer keeps redialling);
 //  - it speaks gossipsub but has not been a subscriber of any of our topics
 //    for graceMs while connected (it never got our subscriptions, or we its).
 import type { Logger } from '../../Logger.ts'
 
 export interface GossipWatchdogDeps {
-  openConnections(peerId: string): number
+  /** Ids of the peer's connections that are open (not closing). */
+  openConnections(peerId: string): readonly string[]
   /** Topics we subscribe to; with none there is nothing to check. */
   subscribedTopics(): readonly string[]
   /** Peers that told us they subscribe to the topic. */
@@ -28,8 +32,8 @@ export class GossipWatchdog {
   private readonly graceMs: number
   /** Connected peers and since when we have been waiting for them to be subscribers. */
   private readonly waitingSince = new Map<string, number>()
-  /** Peers that lost a connection, and when. */
-  private readonly closedAt = new Map<string, number>()
+  /** Peers that lost a connection: when, and which of their connections were open then. */
+  private readonly closed = new Map<string, { at: number; openThen: Set<string> }>()
 
   constructor(deps: GossipWatchdogDeps, graceMs = 10_000) {
     this.deps = deps
@@ -49,15 +53,19 @@ export class GossipWatchdog {
    * peer shuts down, all its connections close within milliseconds.
    */
   connectionClosed(peerId: string): void {
-    if (!this.closedAt.has(peerId)) this.closedAt.set(peerId, this.deps.now())
+    const openThen = this.deps.openConnections(peerId)
+    if (openThen.length === 0) return
+    const known = this.closed.get(peerId)
+    if (known) for (const id of openThen) known.openThen.add(id)
+    else this.closed.set(peerId, { at: this.deps.now(), openThen: new Set(openThen) })
   }
 
   tick(): void {
     const now = this.deps.now()
-    for (const [peerId, closedAt] of this.closedAt) {
-      if (now - closedAt < SETTLE_MS) continue
-      this.closedAt.delete(peerId)
-      if (this.deps.openConnections(peerId) > 0) this.hangUp(peerId, 'a connection closed while another stayed open')
+    for (const [peerId, { at, openThen }] of this.closed) {
+      if (now - at < SETTLE_MS) continue
+      this.closed.delete(peerId)
+      if (this.deps.openConnections(peerId).some((id) => openThen.has(id))) this.hangUp(peerId, 'a connection closed while another stayed open')
     }
     const topics = this.deps.subscribedTopics()
     if (topics.length === 0) return

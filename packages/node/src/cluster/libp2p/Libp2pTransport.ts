@@ -191,7 +191,7 @@ export class Libp2pTransport implements ClusterTransport {
       logger: this.logger,
     })
     this.watchdog = this.options.watchdog === false ? undefined : new GossipWatchdog({
-      openConnections: (peerId) => this.openConnections(peerId).length,
+      openConnections: (peerId) => this.openConnections(peerId).map((connection) => connection.id),
       subscribedTopics: () => [...this.subscribed],
       subscribers: (topic) => node.services.pubsub.getSubscribers(topic).map(String),
       speaksGossip: (peerId) => this.gossipPeers.has(peerId),

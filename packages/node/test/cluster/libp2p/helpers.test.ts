@@ -179,9 +179,9 @@ describe('KeepConnected', () => {
 
 describe('GossipWatchdog', () => {
   function watched() {
-    const state = { now: 0, open: new Map<string, number>(), subscribers: [] as string[], hungUp: [] as string[] }
+    const state = { now: 0, open: new Map<string, string[]>(), subscribers: [] as string[], hungUp: [] as string[] }
     const watchdog = new GossipWatchdog({
-      openConnections: (peer) => state.open.get(peer) ?? 0,
+      openConnections: (peer) => state.open.get(peer) ?? [],
       subscribedTopics: () => ['t'],
       subscribers: () => state.subscribers,
       speaksGossip: () => true,
@@ -196,11 +196,34 @@ describe('GossipWatchdog', () => {
     const { state, watchdog } = watched()
     watchdog.peerConnected('b')
     state.subscribers = ['b']
-    state.open.set('b', 1)
+    state.open.set('b', ['new'])
     watchdog.connectionClosed('b')
     state.now = 1_000
     watchdog.tick()
     expect(state.hungUp).toEqual(['b'])
+  })
+
+  it('does not count a connection the peer opened after the close (its redial after our hang-up)', () => {
+    const { state, watchdog } = watched()
+    watchdog.peerConnected('b')
+    state.subscribers = ['b']
+    state.open.set('b', ['c1'])
+    watchdog.connectionClosed('b')
+    state.now = 1_000
+    watchdog.tick()
+    expect(state.hungUp).toEqual(['b'])
+    // Our hang-up closes c1 (no other connection open then); the peer dials back before the next tick.
+    state.open.set('b', [])
+    watchdog.connectionClosed('b')
+    state.open.set('b', ['c2'])
+    for (state.now = 2_000; state.now <= 5_000; state.now += 1_000) watchdog.tick()
+    expect(state.hungUp).toEqual(['b'])
+    // A later close while c2 stays open is news again.
+    state.now = 10_000
+    watchdog.connectionClosed('b')
+    state.now = 11_000
+    watchdog.tick()
+    expect(state.hungUp).toEqual(['b', 'b'])
   })
 
   it('leaves alone a peer whose connections all closed (a clean shutdown)', () => {
