@@ -503,7 +503,7 @@ describe('weft end to end through one gateway in front of three node processes',
     await settles(membersJson, () => weftJson(['members']), (members) => expect(members.members.map((m) => [m.name, m.state]).sort()).toEqual(ALIVE))
     await settles(membersTable, () => weft(['members']), (table) => {
       expect(table.code).toBe(0)
-      expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+STATE\s+API/)
+      expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+STATE\s+LAST SEEN/)
       for (const name of ['node1', 'node2', 'node3']) expect(table.stdout).toMatch(new RegExp(`${name}( \\*)?\\s+alive`))
     })
     await settles(statusJson, () => weftJson(['status']), (summary) => expect(summary.nodes).toEqual({ total: 3, alive: 3, suspect: 0, dead: 0 }))

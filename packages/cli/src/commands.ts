@@ -4,7 +4,8 @@ import { type Change, type Conflict, ErrorCode, MergeStrategy, type RevisionInfo
 import { type MemberInfo, type PrefixResult, WeftClientError } from '@weft/client'
 import type { Context } from './Context.ts'
 import { ExitCode, exitCodeOf } from './ExitCode.ts'
-import { type Output, formatAgo, formatDuration, formatTime, paintKind } from './Output.ts'
+import { type Convergence, convergenceOf, lagOf } from './convergenceOf.ts'
+import { type Output, type Painter, formatAgo, formatDuration, formatTime, paintKind } from './Output.ts'
 import { type ValueEncoding, parseDiffSide, parseIfHead, parsePositiveInt, parseSelector, parseTime, parseValue } from './parse.ts'
 import { UsageError } from './UsageError.ts'
 
@@ -426,26 +427,37 @@ const members: Command = {
   name: 'members',
   summary: "the cluster's nodes as the answering node sees them",
   usage: ['weft members'],
+  description: [
+    "Asks the node it reaches (through a gateway: the node the gateway picks) for the cluster's members:",
+    'their state (alive, suspect after 3 missed heartbeats, dead after 10), when each was last heard from,',
+    'uptime, version, live keys in main, revisions stored (FEED) and how many fewer than the most (LAG),',
+    "1-minute load average; then each node's peer id, client API and libp2p addresses. * marks the answering node.",
+  ].join('\n'),
   options: {},
-  examples: ['weft members', 'weft members --json | jq -r \'.members[] | select(.state != "alive") | .name\''],
+  examples: ['weft members', 'weft members --url ws://127.0.0.1:7412/v1/ws    # node2\'s view', 'weft members --json | jq -r \'.members[] | select(.state != "alive") | .name\''],
   async run(ctx) {
     ctx.positionals(0, 0, '')
     const client = await ctx.client()
     const result = await client.members()
     const { out } = ctx
     if (out.json) return out.printJson(result)
-    printMembers(ctx, result.members)
+    printMembers(ctx, result.members, Date.now())
   },
 }
 
 const status: Command = {
   name: 'status',
-  summary: 'a summary of the cluster: nodes alive/suspect/dead, keys, convergence',
+  summary: 'a summary of the cluster: nodes alive/suspect/dead, keys, convergence lag',
   usage: ['weft status'],
-  description:
-    "Asks the node (or gateway) it reaches for the cluster's members. Convergence lag is the spread of the nodes' change-feed positions: every node stores every revision, so once the cluster has converged the alive nodes' feed seqs agree (unless one's data was wiped and restarted).",
+  description: [
+    "Asks the node (or gateway) it reaches for the cluster's members and sums them up. Convergence lag:",
+    'every node stores every revision once, so once the cluster has converged the alive nodes have stored',
+    'the same number of revisions (their feed seqs agree); a node that is behind shows how many it lacks.',
+    'The figures come from heartbeats (one a second), so they are as of the oldest heartbeat shown; a lag',
+    'of a revision or two while writes flow is gossip in flight, a lag that stays is a node catching up.',
+  ].join('\n'),
   options: {},
-  examples: ['weft status', 'weft status --json | jq .feed.spread'],
+  examples: ['weft status', 'weft status --json | jq .convergence.spread'],
   async run(ctx) {
     ctx.positionals(0, 0, '')
     const client = await ctx.client()
@@ -453,19 +465,19 @@ const status: Command = {
     const pong = await client.ping()
     const rttMs = Math.round((performance.now() - started) * 10) / 10
     const { node, members: list } = await client.members()
+    const now = Date.now()
     const by = (state: string) => list.filter((m) => m.state === state)
     const alive = by('alive')
-    const seqs = alive.map((m) => m.feedSeq).filter((n) => typeof n === 'number')
     const keyCounts = alive.map((m) => m.keys).filter((n) => typeof n === 'number')
-    const feed = seqs.length === 0 ? undefined : { min: Math.min(...seqs), max: Math.max(...seqs), spread: Math.max(...seqs) - Math.min(...seqs) }
+    const convergence = convergenceOf(list, now)
     const summary = {
       url: client.url,
       node,
       rttMs,
-      clockSkewMs: Math.round(pong.time - Date.now() + rttMs / 2),
+      clockSkewMs: Math.round(pong.time - now + rttMs / 2),
       nodes: { total: list.length, alive: alive.length, suspect: by('suspect').length, dead: by('dead').length },
       keys: keyCounts.length === 0 ? undefined : { min: Math.min(...keyCounts), max: Math.max(...keyCounts) },
-      feed,
+      convergence,
       members: list,
     }
     const { out } = ctx
@@ -477,12 +489,9 @@ const status: Command = {
     const answering = list.find((m) => m.self)?.name ?? node
     out.line(`${label('answering')}${answering} at ${client.url} (${rttMs} ms round trip)`)
     if (summary.keys) out.line(`${label('keys')}${summary.keys.min === summary.keys.max ? summary.keys.max : `${summary.keys.min}..${summary.keys.max} (not converged)`}`)
-    if (feed) {
-      const lag = feed.spread === 0 ? p.paint('green', 'converged') : p.paint('yellow', `lag ${feed.spread} revision${feed.spread === 1 ? '' : 's'}`)
-      out.line(`${label('convergence')}${lag} (feed seqs ${feed.min === feed.max ? feed.max : `${feed.min}..${feed.max}`})`)
-    }
+    if (convergence) out.line(`${label('convergence')}${describeConvergence(p, convergence)}`)
     out.line()
-    printMembers(ctx, list, feed?.max)
+    printMembers(ctx, list, now, convergence)
   },
 }
 
@@ -573,26 +582,51 @@ export function printConflicts(out: Output, conflicts: readonly Conflict[]): voi
   )
 }
 
-function printMembers(ctx: Context, list: readonly MemberInfo[], maxSeq?: number): void {
+function printMembers(ctx: Context, list: readonly MemberInfo[], now: number, convergence = convergenceOf(list, now)): void {
   const { out } = ctx
   const p = out.out
   const stateStyle = (state: string) => (state === 'alive' ? 'green' : state === 'suspect' ? 'yellow' : 'red') as 'green' | 'yellow' | 'red'
-  const headers = ['NAME', 'STATE', 'API', 'KEYS', 'FEED', ...(maxSeq !== undefined ? ['LAG'] : []), 'LOAD', 'LAST SEEN', 'UPTIME', 'VERSION']
+  const name = (m: MemberInfo) => `${m.name}${m.self ? p.paint('dim', ' *') : ''}`
   out.table(
-    headers,
-    list.map((m) => [
-      `${m.name}${m.self ? p.paint('dim', ' *') : ''}`,
-      p.paint(stateStyle(m.state), m.state),
-      m.api,
-      String(m.keys),
-      String(m.feedSeq),
-      ...(maxSeq !== undefined ? [m.state === 'alive' ? String(maxSeq - m.feedSeq) : '-'] : []),
-      typeof m.load === 'number' ? String(Math.round(m.load * 100) / 100) : '-',
-      m.self ? 'self' : formatAgo(ctx.now - m.lastSeen),
-      typeof m.uptimeMs === 'number' ? formatDuration(m.uptimeMs) : '-',
-      m.version,
-    ]),
+    ['NAME', 'STATE', 'LAST SEEN', 'UPTIME', 'VERSION', 'KEYS', 'FEED', 'LAG', 'LOAD'],
+    list.map((m) => {
+      const lag = lagOf(m, convergence)
+      return [
+        name(m),
+        p.paint(stateStyle(m.state), m.state),
+        m.self ? 'self' : formatAgo(Math.max(0, now - m.lastSeen)),
+        typeof m.uptimeMs === 'number' ? formatDuration(m.uptimeMs) : '-',
+        m.version,
+        String(m.keys),
+        String(m.feedSeq),
+        lag === undefined ? '-' : lag === 0 ? '0' : p.paint('yellow', String(lag)),
+        typeof m.load === 'number' ? String(Math.round(m.load * 100) / 100) : '-',
+      ]
+    }),
   )
+  out.line()
+  // Peer ids and addresses are long: a table of their own, one address per line.
+  const rows: string[][] = []
+  for (const m of list) {
+    const addresses = m.addresses.map((a) => shortAddress(a, m.peerId))
+    rows.push([name(m), m.peerId, m.api, addresses[0] ?? '-'])
+    for (const address of addresses.slice(1)) rows.push(['', '', '', address])
+  }
+  out.table(['NAME', 'PEER ID', 'API', 'ADDRESSES'], rows)
+}
+
+/** `/ip4/…/tcp/7400/p2p/<id>` without the `/p2p/<id>` that the PEER ID column already shows. */
+function shortAddress(address: string, peerId: string): string {
+  const suffix = `/p2p/${peerId}`
+  return address.endsWith(suffix) ? address.slice(0, -suffix.length) : address
+}
+
+function describeConvergence(p: Painter, c: Convergence): string {
+  const asOf = `as of ${c.asOfMs < 1000 ? 'now' : formatAgo(c.asOfMs)}`
+  const revisions = (n: number) => `${n} revision${n === 1 ? '' : 's'}`
+  if (c.spread === 0) return `${p.paint('green', 'converged')}: every alive node holds ${revisions(c.max)} (${asOf})`
+  const behind = c.behind.map((b) => `${b.name} by ${b.revisions}`).join(', ')
+  return `${p.paint('yellow', `lag ${revisions(c.spread)}`)}: behind ${behind} (most: ${revisions(c.max)}, ${asOf})`
 }
 
 function formatChange(out: Output, change: Change): string {
