@@ -36,7 +36,7 @@ if (command.command === 'help') {
       host: config.listen.host,
       port: config.listen.port,
       authorizer,
-      mountHttp: (backend) => createHttpHandler({ backend, authorizer, logger }),
+      mountHttp: (backend, observe) => createHttpHandler({ backend, authorizer, logger, observe }),
       requestTimeoutMs: config.requestTimeoutMs,
       logger,
     })

@@ -3,6 +3,7 @@
 import type { Authorizer } from './auth/Authorizer.ts'
 import type { GatewayBackend } from './GatewayBackend.ts'
 import { GatewayMetrics } from './GatewayMetrics.ts'
+import type { HttpOpObserver } from './http/HttpContext.ts'
 import { type GatewayAddress, type GatewayHttpHandler, type GatewayLimits, GatewayServer } from './GatewayServer.ts'
 import { type Logger, silentLogger } from './Logger.ts'
 import { NodePool, type NodePoolOptions } from './NodePool.ts'
@@ -16,8 +17,11 @@ export interface GatewayOptions {
   readonly port: number
   /** Without one the gateway is open to anyone. */
   readonly authorizer?: Authorizer
-  /** Builds the other HTTP routes (REST, crush-compatible) over the backend. */
-  readonly mountHttp?: (backend: GatewayBackend) => GatewayHttpHandler
+  /**
+   * Builds the other HTTP routes (REST, crush-compatible) over the backend;
+   * `observe` counts each op they run in the gateway's request metrics.
+   */
+  readonly mountHttp?: (backend: GatewayBackend, observe: HttpOpObserver) => GatewayHttpHandler
   readonly requestTimeoutMs?: number
   readonly limits?: Partial<GatewayLimits>
   readonly pool?: Omit<NodePoolOptions, 'seeds' | 'logger'>
@@ -45,7 +49,7 @@ export class Gateway {
     const metrics = new GatewayMetrics()
     const pool = new NodePool({ ...options.pool, seeds: options.nodes, logger })
     const router = new Router({ ...options.router, nodes: pool, metrics, logger })
-    const httpHandler = options.mountHttp?.(router)
+    const httpHandler = options.mountHttp?.(router, (sample) => metrics.observeRequest(sample.op, sample.code, sample.seconds))
     const server = new GatewayServer({
       backend: router,
       port: options.port,

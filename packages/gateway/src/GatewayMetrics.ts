@@ -1,5 +1,5 @@
 // The gateway's Prometheus metrics. The router counts retries and failovers
-// here; the WebSocket server counts requests and latency.
+// here; the WebSocket server and the HTTP routes count requests and latency.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export class GatewayMetrics {
@@ -18,7 +18,7 @@ export class GatewayMetrics {
     this.registry = registry
     const registers = [registry]
     const gauges = (this.#gauges = { connections: () => 0, watches: () => 0, nodes: () => 0 })
-    this.requests = new Counter({ name: 'weft_gateway_requests_total', help: 'Client requests answered, by op and result code', labelNames: ['op', 'code'], registers })
+    this.requests = new Counter({ name: 'weft_gateway_requests_total', help: 'Client requests answered (WebSocket and HTTP), by op and result code', labelNames: ['op', 'code'], registers })
     this.latency = new Histogram({
       name: 'weft_gateway_request_duration_seconds',
       help: 'Time from a request frame to its response (retries included), by op',
@@ -32,6 +32,12 @@ export class GatewayMetrics {
     new Gauge({ name: 'weft_gateway_nodes', help: 'Nodes the gateway is connected to and routes to', registers, collect() { this.set(gauges.nodes()) } })
     new Gauge({ name: 'weft_gateway_connections', help: 'Open client WebSocket connections', registers, collect() { this.set(gauges.connections()) } })
     new Gauge({ name: 'weft_gateway_watches', help: 'Open client watches', registers, collect() { this.set(gauges.watches()) } })
+  }
+
+  /** One answered request: its op, `OK` or its error code, and how long it took. */
+  observeRequest(op: string, code: string, seconds: number): void {
+    this.requests.inc({ op, code })
+    this.latency.observe({ op }, seconds)
   }
 
   /** Where the gauges read from (set by whoever owns the numbers). */
