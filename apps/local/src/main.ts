@@ -1,11 +1,11 @@
 // `npm start`: three weft nodes and a gateway as separate processes on this
 // machine, data and a generated cluster secret under ./data (reused by the
-// next start). Ctrl-C stops them all.
+// next start). Ctrl-C (or a SIGTERM to npm or to this process) stops them all.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generateSwarmKey } from '@weft/node'
+import { generateSwarmKey, parseSwarmKey } from '@weft/node'
 
 const NODE_MAIN = fileURLToPath(new URL('../../node/src/main.ts', import.meta.url))
 const GATEWAY_MAIN = fileURLToPath(new URL('../../gateway/src/main.ts', import.meta.url))
@@ -16,7 +16,12 @@ const nodes = [1, 2, 3].map((i) => ({ name: `node${i}`, p2p: 7400 + i, api: 7410
 mkdirSync(dataDir, { recursive: true })
 const swarmKeyFile = join(dataDir, 'swarm.key')
 if (!existsSync(swarmKeyFile)) writeFileSync(swarmKeyFile, generateSwarmKey(), { mode: 0o600 })
-readFileSync(swarmKeyFile)
+try {
+  parseSwarmKey(readFileSync(swarmKeyFile))
+} catch (err) {
+  console.error(`weft: ${swarmKeyFile}: ${(err as Error).message}\n(delete it, and the next npm start makes a new one)`)
+  process.exit(1)
+}
 
 const children: ChildProcess[] = []
 let stopping = false
@@ -60,12 +65,24 @@ function startProcess(name: string, args: string[], onReady: (entry: { peerId?: 
 function stop(): void {
   if (stopping) return
   stopping = true
+  console.log('weft: stopping the nodes and the gateway…')
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM')
   setTimeout(() => process.exit(0), 5000).unref()
-  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))))).then(() => process.exit(0), () => process.exit(1))
+  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))))).then(
+    () => {
+      console.log(`weft: stopped; the data stays in ${dataDir} for the next npm start`)
+      process.exit(0)
+    },
+    () => process.exit(1),
+  )
 }
 process.on('SIGINT', stop)
 process.on('SIGTERM', stop)
+// `kill <npm's pid>` ends npm and its shell but not us: stop when our parent goes.
+const parent = process.ppid
+setInterval(() => {
+  if (process.ppid !== parent) stop()
+}, 500).unref()
 
 const peers: string[] = []
 try {
@@ -86,6 +103,7 @@ Try it:
   export WEFT_URL=ws://${gateway}/v1/ws
   npx weft set deployments/api '{"image":"api:1","replicas":2}' --message "first deploy"
   npx weft history deployments/api
+  npx weft status                  # the nodes, their state and the convergence lag
   curl -s http://${gateway}/v1/keys/deployments/api
 
 The gateway has no token file here, so it is open to this machine. Ctrl-C stops everything.
