@@ -40,6 +40,14 @@ export interface GatewayConfig {
 
 export class ConfigError extends Error {}
 
+/** pino's levels: anything else would make pino throw at startup. */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+function logLevelOf(text: string): string {
+  if (!LOG_LEVELS.includes(text)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(text)}`)
+  return text
+}
+
 export type Command = { command: 'help' } | { command: 'run'; config: GatewayConfig }
 
 export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
@@ -79,7 +87,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
       listen: hostPort(values.listen ?? env.WEFT_GATEWAY_LISTEN ?? '127.0.0.1:7420', '--listen'),
       ...(tokensFile !== undefined && tokensFile !== '' && { tokensFile }),
       requestTimeoutMs,
-      logLevel: values['log-level'] ?? env.WEFT_LOG_LEVEL ?? 'info',
+      logLevel: logLevelOf(values['log-level'] ?? env.WEFT_LOG_LEVEL ?? 'info'),
       logPretty: values['log-pretty'] ?? env.WEFT_LOG_PRETTY === '1',
     },
   }

@@ -49,6 +49,14 @@ export interface NodeConfig {
 
 export class ConfigError extends Error {}
 
+/** pino's levels: anything else would make pino throw at startup. */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+function logLevelOf(text: string): string {
+  if (!LOG_LEVELS.includes(text)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(text)}`)
+  return text
+}
+
 export type Command = { command: 'help' } | { command: 'keygen' } | { command: 'run'; config: NodeConfig }
 
 export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
@@ -97,7 +105,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
       peers: list(values.peers ?? env.WEFT_PEERS),
       swarmKey: readSwarmKeySetting(values['swarm-key'] ?? env.WEFT_SWARM_KEY_FILE, env.WEFT_SWARM_KEY),
       antiEntropyMs,
-      logLevel: values['log-level'] ?? env.WEFT_LOG_LEVEL ?? 'info',
+      logLevel: logLevelOf(values['log-level'] ?? env.WEFT_LOG_LEVEL ?? 'info'),
       logPretty: values['log-pretty'] ?? env.WEFT_LOG_PRETTY === '1',
       ...(env.WEFT_TEST_DROP_GOSSIP !== undefined && { dropGossipRatio: Number(env.WEFT_TEST_DROP_GOSSIP) }),
     },
