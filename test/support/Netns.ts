@@ -7,12 +7,18 @@
 //   weft-h<n>-<id>:                       eth0 198.X.Y.n/24 (+ lo)
 //
 // Every address is in one random /24 of 198.18.0.0/15 (the benchmarking range,
-// never routed on the internet) not already used by the root namespace. Host
+// never routed on the internet) not already used by the root namespace: of
+// 198.18.0.0/16 by default, of 198.19.0.0/16 when asked, so that two tests that
+// may run at the same time never pick the same /24. Host
 // namespaces have no default route, only their /24, so nothing they send can
 // leave the machine; the bridge namespace has no address and no routes; the root
 // side of the test link has forwarding off, so the root namespace never routes
 // for them. The test process (root namespace) reaches each host's API directly
 // at 198.X.Y.n through that link.
+//
+// Hosts may have names: then every host's /etc/hosts lists them all (the file
+// /etc/netns/<namespace>/hosts, which `ip netns exec` mounts over /etc/hosts),
+// as a container network's DNS would.
 //
 // A partition is a pair of blackhole routes per cut host pair (iproute2 only, no
 // iptables needed): each side drops whatever it would send to the other (a new
@@ -22,9 +28,11 @@
 // deletes the routes.
 import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes, randomInt } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
 
 const COMMAND_TIMEOUT_MS = 10_000
+/** `ip netns exec NS` mounts each file found here over the same file in /etc. */
+const NETNS_ETC = '/etc/netns'
 
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -54,6 +62,15 @@ export interface NetnsHost {
   readonly address: string
   /** Command prefix running a program inside the namespace. */
   readonly wrapper: string[]
+  /** The host's name, when the lab was given names. */
+  readonly name?: string
+}
+
+export interface NetnsLabOptions {
+  /** One name per host: every host's /etc/hosts resolves each name to its host's address. */
+  readonly names?: readonly string[]
+  /** The /16 of 198.18.0.0/15 the lab's /24 is taken from (default 198.18). */
+  readonly range?: '198.18' | '198.19'
 }
 
 /** Namespaces of one test; `destroy()` (call it in afterEach) removes all of them. */
@@ -64,15 +81,18 @@ export class NetnsLab {
   readonly hosts: NetnsHost[] = []
   subnet = ''
   private readonly namespaces: string[] = []
+  private readonly etcDirs: string[] = []
   private readonly routes = new Set<string>()
   private readonly onExit = () => this.destroySync()
 
   /** Builds the network with `hostCount` hosts (at most 250). */
-  static async create(hostCount: number): Promise<NetnsLab> {
+  static async create(hostCount: number, options: NetnsLabOptions = {}): Promise<NetnsLab> {
+    if (options.names && options.names.length !== hostCount) throw new Error(`${hostCount} hosts but ${options.names.length} names`)
     const lab = new NetnsLab()
     process.once('exit', lab.onExit)
     try {
-      await lab.build(hostCount)
+      await lab.build(hostCount, options)
+      if (options.names) lab.writeHostsFiles()
     } catch (err) {
       await lab.destroy().catch(() => undefined)
       throw err
@@ -84,8 +104,8 @@ export class NetnsLab {
     return `${this.subnet}.254`
   }
 
-  private async build(hostCount: number): Promise<void> {
-    this.subnet = await freeSubnet()
+  private async build(hostCount: number, options: NetnsLabOptions): Promise<void> {
+    this.subnet = await freeSubnet(options.range ?? '198.18')
     await this.addNamespace(this.bridgeNs)
     const br = ['-n', this.bridgeNs]
     await run([...br, 'link', 'add', 'br0', 'type', 'bridge'])
@@ -108,7 +128,19 @@ export class NetnsLab {
       await run(['-n', ns, 'link', 'set', 'dev', 'eth0', 'up'])
       await run([...br, 'link', 'set', 'dev', `p${n}`, 'master', 'br0'])
       await run([...br, 'link', 'set', 'dev', `p${n}`, 'up'])
-      this.hosts.push({ ns, address, wrapper: ['ip', 'netns', 'exec', ns] })
+      const name = options.names?.[n - 1]
+      this.hosts.push({ ns, address, wrapper: ['ip', 'netns', 'exec', ns], ...(name !== undefined && { name }) })
+    }
+  }
+
+  /** /etc/netns/<ns>/hosts for every host: localhost and every host's name. */
+  private writeHostsFiles(): void {
+    const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...this.hosts.map((h) => `${h.address}\t${h.name}`)]
+    for (const host of this.hosts) {
+      const dir = `${NETNS_ETC}/${host.ns}`
+      mkdirSync(dir, { recursive: true })
+      this.etcDirs.push(dir)
+      writeFileSync(`${dir}/hosts`, `${lines.join('\n')}\n`)
     }
   }
 
@@ -161,6 +193,7 @@ export class NetnsLab {
     }
     // Normally gone with the bridge namespace; not if a process still holds it.
     await run(['link', 'del', this.rootLink]).catch(() => undefined)
+    this.removeEtcDirs()
     this.routes.clear()
     if (errors.length > 0) throw new Error(errors.join('\n'))
   }
@@ -174,17 +207,27 @@ export class NetnsLab {
         // best effort
       }
     }
+    this.removeEtcDirs()
+  }
+
+  private removeEtcDirs(): void {
+    for (const dir of this.etcDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+    try {
+      rmdirSync(NETNS_ETC) // only when empty: another lab may be using it
+    } catch {
+      // not empty, or not there
+    }
   }
 }
 
-/** A random 198.18-19.x /24 the root namespace has no address or route in. */
-async function freeSubnet(): Promise<string> {
+/** A random /24 of `range` (a /16) the root namespace has no address or route in. */
+async function freeSubnet(range: string): Promise<string> {
   const used = (await run(['-4', '-o', 'addr', 'show'])) + (await run(['-4', 'route', 'show', 'table', 'all']))
   for (let attempt = 0; attempt < 100; attempt++) {
-    const subnet = `198.${18 + randomInt(2)}.${randomInt(256)}`
+    const subnet = `${range}.${randomInt(256)}`
     if (!used.includes(`${subnet}.`)) return subnet
   }
-  throw new Error('no free /24 in 198.18.0.0/15')
+  throw new Error(`no free /24 in ${range}.0.0/16`)
 }
 
 function trySysctl(path: string, value: string): void {
