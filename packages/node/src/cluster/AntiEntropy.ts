@@ -42,6 +42,9 @@ interface Cursor {
   seq: number
 }
 
+/** Get requests a round keeps in flight (the peer serves one while we apply the other). */
+const FETCHES_IN_FLIGHT = 2
+
 function refKey(ref: readonly [string, string, string]): string {
   return `${ref[0]}\u0000${ref[1]}\u0000${ref[2]}`
 }
@@ -117,13 +120,24 @@ export class AntiEntropy {
     const start = cursor.seq
     let repaired = 0
     let lastLog = Date.now()
-    while (cursor.seq < head.seq && !this.stopped) {
-      const page: Extract<SyncResponse, { t: 'feed' }> = await this.ask(peer, { t: 'feed', after: cursor.seq, limit: SyncLimits.feedPage }, 'feed')
+    // The next feed page is asked for while this one's revisions are fetched.
+    const askPage = (after: number) => {
+      const page = this.ask(peer, { t: 'feed', after, limit: SyncLimits.feedPage }, 'feed')
+      // A page asked for ahead may never be awaited (the round stops or fails first).
+      page.catch(() => {})
+      return page
+    }
+    let nextPage = cursor.seq < head.seq ? askPage(cursor.seq) : undefined
+    while (nextPage && !this.stopped) {
+      const page: Extract<SyncResponse, { t: 'feed' }> = await nextPage
+      nextPage = undefined
       if (page.epoch !== cursor.epoch || page.entries.length === 0) break
+      const last = page.entries.at(-1)![0]
+      if (last < head.seq) nextPage = askPage(last)
       this.stats.scanned += page.entries.length
       const missing = page.entries.filter(([, key, fork, id]) => !this.store.hasRevision(key, fork, id)).map(([, key, fork, id]) => [key, fork, id] as const)
       repaired += await this.fetch(peer, missing)
-      cursor = { epoch: cursor.epoch, seq: page.entries.at(-1)![0] }
+      cursor = { epoch: cursor.epoch, seq: last }
       // Only advance the kept cursor once what it covers is applied here.
       this.cursors.set(peer, cursor)
       if (Date.now() - lastLog > 2000) {
@@ -159,29 +173,47 @@ export class AntiEntropy {
     return repaired
   }
 
+  /**
+   * Fetches in chunks, FETCHES_IN_FLIGHT at a time, so the peer serves (and
+   * the network carries) the next chunk while this node applies the last one.
+   */
   private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
+    const chunks: (readonly [string, string, string])[][] = []
+    for (let i = 0; i < refs.length; i += SyncLimits.refsPerGet) chunks.push(refs.slice(i, i + SyncLimits.refsPerGet))
+    let repaired = 0
+    const worker = async (): Promise<void> => {
+      for (let chunk = chunks.shift(); chunk && !this.stopped; chunk = chunks.shift()) repaired += await this.fetchChunk(peer, chunk)
+    }
+    const workers = Array.from({ length: Math.min(FETCHES_IN_FLIGHT, chunks.length) }, worker)
+    // Every worker ends before the error (if any) is the round's.
+    const results = await Promise.allSettled(workers)
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
+    return repaired
+  }
+
+  private async fetchChunk(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     let repaired = 0
     let pending = refs
-    while (pending.length > 0 && !this.stopped) {
-      const chunk = pending.slice(0, SyncLimits.refsPerGet)
-      let done: () => void = () => {}
-      const marker = new Promise<void>((resolve) => (done = resolve))
-      const keys = chunk.map(refKey).filter((k) => !this.fetching.has(k))
-      for (const k of keys) this.fetching.set(k, marker)
-      try {
-        const reply = await this.ask(peer, { t: 'get', refs: chunk }, 'get')
-        if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${chunk.length} revisions`)
+    let done: () => void = () => {}
+    const marker = new Promise<void>((resolve) => (done = resolve))
+    const keys = refs.map(refKey).filter((k) => !this.fetching.has(k))
+    for (const k of keys) this.fetching.set(k, marker)
+    try {
+      while (pending.length > 0 && !this.stopped) {
+        const reply = await this.ask(peer, { t: 'get', refs: pending }, 'get')
+        if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${pending.length} revisions`)
         const result = await this.store.applyRemote(reply.revisions)
         if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
         repaired += result.applied.length
         this.stats.repaired += result.applied.length
         // A response may stop early at its byte budget: ask again for the rest.
         const got = new Set(reply.revisions.map((r) => refKey([r.key, r.fork, r.id])))
-        pending = [...chunk.filter((ref) => !got.has(refKey(ref)) && !this.store.hasRevision(ref[0], ref[1], ref[2])), ...pending.slice(chunk.length)]
-      } finally {
-        for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
-        done()
+        pending = pending.filter((ref) => !got.has(refKey(ref)) && !this.store.hasRevision(ref[0], ref[1], ref[2]))
       }
+    } finally {
+      for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
+      done()
     }
     return repaired
   }
