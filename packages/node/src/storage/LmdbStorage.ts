@@ -17,7 +17,7 @@ const lowestKey = encodeKey('\u0000')
 
 /**
  * Storage on LMDB, through lmdb-js with its default durable sync. Commits are lmdb
- * async transactions: those queued in one event turn share one write transaction, and
+ * async writes: those queued in one event turn share one write transaction, and
  * a sync covers every transaction committed before it (overlappingSync), so concurrent
  * commits share disk flushes. Each resolves only after its data is fdatasync'ed.
  */
@@ -53,18 +53,16 @@ export class LmdbStorage implements StorageAdapter {
 
   async commit(writes: readonly StorageWrite[]): Promise<void> {
     for (const write of writes) assertStorageKey(write.key)
-    // Encoded and copied now: the callback runs later, and callers may reuse buffers.
-    const encoded = writes.map((write) => ({
-      key: encodeKey(write.key),
-      value: write.type === 'put' ? Buffer.from(write.value) : undefined,
-    }))
-    // One callback always runs inside one LMDB write transaction, so it is atomic.
-    await this.#db.transaction(() => {
-      for (const { key, value } of encoded) {
-        if (value === undefined) this.#db.removeSync(key)
-        else this.#db.putSync(key, value)
-      }
-    })
+    // Async puts and removes queued in one event turn go into one LMDB write
+    // transaction (lmdb-js eventTurnBatching, on by default), so the commit is
+    // atomic; the B-tree work runs on lmdb's writer thread, not this one. The
+    // values are copied first: lmdb reads them later, and callers may reuse buffers. Every operation of the
+    // transaction settles when it is committed and flushed.
+    let last: Promise<boolean> | undefined
+    for (const write of writes) {
+      last = write.type === 'put' ? this.#db.put(encodeKey(write.key), Buffer.from(write.value)) : this.#db.remove(encodeKey(write.key))
+    }
+    await last
   }
 
   sizeBytes(): number {
