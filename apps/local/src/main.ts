@@ -25,6 +25,8 @@ try {
 
 const children: ChildProcess[] = []
 let stopping = false
+/** Every process said 'ready'. */
+let started = false
 
 function startNode(node: (typeof nodes)[number], peers: string[]): Promise<string> {
   return startProcess(node.name, [NODE_MAIN, '--name', node.name, '--data-dir', join(dataDir, node.name), '--swarm-key', swarmKeyFile, '--listen', `/ip4/127.0.0.1/tcp/${node.p2p}`, '--api', `127.0.0.1:${node.api}`, ...(peers.length ? ['--peers', peers.join(',')] : [])], (entry) =>
@@ -37,10 +39,14 @@ function startProcess(name: string, args: string[], onReady: (entry: { peerId?: 
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   child.on('exit', (code, signal) => {
-    if (!stopping) {
-      console.error(`${name} exited (${code ?? signal}); stopping the cluster`)
-      stop()
+    if (stopping) return
+    // Once the cluster is up, a node may go (to watch the others carry on); the gateway may not.
+    if (started && name !== 'gateway' && children.some((c) => c.exitCode === null && c.signalCode === null)) {
+      console.error(`weft: ${name} exited (${code ?? signal}); the others keep running. Ctrl-C stops them; the next npm start starts all again.`)
+      return
     }
+    console.error(`weft: ${name} exited (${code ?? signal}); stopping the cluster`)
+    stop(1)
   })
   return new Promise((resolvePeer, reject) => {
     let buffer = ''
@@ -52,7 +58,7 @@ function startProcess(name: string, args: string[], onReady: (entry: { peerId?: 
         try {
           const entry = JSON.parse(line) as { msg?: string; level?: number; peerId?: string }
           if (entry.msg === 'ready') resolvePeer(onReady(entry) ?? '')
-          if ((entry.level ?? 0) >= 40 || process.env.WEFT_VERBOSE) console.log(`[${name}] ${line}`)
+          if ((entry.level ?? 0) >= 40 || process.env.WEFT_VERBOSE) console.log(`[${name}] ${readable(entry)}`)
         } catch {
           console.log(`[${name}] ${line}`)
         }
@@ -62,22 +68,32 @@ function startProcess(name: string, args: string[], onReady: (entry: { peerId?: 
   })
 }
 
-function stop(): void {
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
+
+/** A log line for people: `WARN message {other fields}` (the processes themselves log JSON). */
+function readable(entry: Record<string, unknown>): string {
+  const { level, time: _time, msg, node: _node, gateway: _gateway, ...fields } = entry
+  const rest = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''
+  return `${LEVELS[level as number] ?? String(level)} ${String(msg)}${rest}`
+}
+
+/** Stops every process, then exits with `exitCode` (1: the cluster could not start or lost its gateway). */
+function stop(exitCode = 0): void {
   if (stopping) return
   stopping = true
   console.log('weft: stopping the nodes and the gateway…')
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM')
-  setTimeout(() => process.exit(0), 5000).unref()
+  setTimeout(() => process.exit(exitCode), 5000).unref()
   Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))))).then(
     () => {
       console.log(`weft: stopped; the data stays in ${dataDir} for the next npm start`)
-      process.exit(0)
+      process.exit(exitCode)
     },
     () => process.exit(1),
   )
 }
-process.on('SIGINT', stop)
-process.on('SIGTERM', stop)
+process.on('SIGINT', () => stop())
+process.on('SIGTERM', () => stop())
 // `kill <npm's pid>` ends npm and its shell but not us: stop when our parent goes.
 const parent = process.ppid
 setInterval(() => {
@@ -88,12 +104,13 @@ const peers: string[] = []
 try {
   for (const node of nodes) peers.push(await startNode(node, [...peers]))
   await startProcess('gateway', [GATEWAY_MAIN, '--nodes', nodes.map((n) => `ws://127.0.0.1:${n.api}/v1/ws`).join(','), '--listen', `${GATEWAY.host}:${GATEWAY.port}`], () => undefined)
+  started = true
 } catch (err) {
   console.error(String(err))
-  stop()
+  stop(1)
 }
 const gateway = `${GATEWAY.host}:${GATEWAY.port}`
-console.log(`
+if (started) console.log(`
 weft: a local cluster is running: ${nodes.length} nodes and a gateway (data in ${dataDir}).
 
   gateway    ws://${gateway}/v1/ws   http://${gateway}/v1/...   http://${gateway}/healthz
