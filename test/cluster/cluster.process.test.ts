@@ -202,6 +202,32 @@ describe('a cluster of node processes', () => {
     }, 30_000, 250)
   }, 90_000)
 
+  it('stays one cluster when the only peer every node was told of goes away', async () => {
+    await init()
+    const hub = await cluster.add('hub')
+    await hub.start()
+    const leaves = [await cluster.add('leaf1', { peers: [hub.multiaddr] }), await cluster.add('leaf2', { peers: [hub.multiaddr] })]
+    for (const leaf of leaves) await leaf.start()
+    const nodes = [hub, ...leaves]
+    const clients = await Promise.all(nodes.map((n) => cluster.client(n)))
+    await waitForMesh(nodes, clients)
+    // The leaves learn of each other from heartbeats and connect directly.
+    await eventually(async () => {
+      for (const [i, client] of clients.slice(1).entries()) {
+        const { members } = await client.request<{ members: { name: string; connected: boolean }[] }>('members')
+        expect(members.find((m) => m.name === `leaf${2 - i}`)?.connected, `leaf${i + 1} connected to leaf${2 - i}`).toBe(true)
+      }
+    }, 15_000, 250)
+    await hub.stop('SIGKILL')
+    const [, a, b] = clients as [WsTestClient, WsTestClient, WsTestClient]
+    await a.request('set', { key: 'after-hub', value: 'from leaf1' })
+    await b.request('set', { key: 'after-hub/2', value: 'from leaf2' })
+    await eventually(async () => {
+      expect((await b.request<{ value: unknown }>('get', { key: 'after-hub' })).value).toBe('from leaf1')
+      expect((await a.request<{ value: unknown }>('get', { key: 'after-hub/2' })).value).toBe('from leaf2')
+    }, 15_000, 250)
+  }, 60_000)
+
   it('rejects malformed client frames and keeps serving', async () => {
     const [node] = await (await init()).startNodes(1)
     const bad = await cluster.client(node!)

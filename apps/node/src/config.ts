@@ -17,7 +17,9 @@ Options (each also read from the environment variable shown):
                           /metrics)
   --advertise-api URL     the API URL gateways use to reach us     WEFT_ADVERTISE_API (ws://<api>/v1/ws)
   --peers LIST            peers to join, comma-separated           WEFT_PEERS       (none)
-                          multiaddrs with /p2p/<id> (/ip4 or /dns4)
+                          multiaddrs (/ip4 or /dns4, /p2p/<id>
+                          optional) or host:port; the other
+                          members are learnt from the cluster
   --swarm-key FILE        the cluster secret (libp2p private       WEFT_SWARM_KEY_FILE
                           network key, from 'keygen')              or WEFT_SWARM_KEY (the key itself)
   --anti-entropy-ms MS    time between anti-entropy rounds         WEFT_ANTI_ENTROPY_MS (5000)

@@ -39,6 +39,12 @@ export interface ClusterTransport {
    * never waits on a slow peer. Rejects only on a local error (e.g. too large).
    */
   publish(topic: string, data: Uint8Array): Promise<void>
+  /**
+   * A member learnt of elsewhere (its heartbeat, relayed by others): keep
+   * connected to it as to a configured peer, so the cluster stays a mesh when
+   * the peers each node was told of go away. `addresses` come from the wire.
+   */
+  learnPeer(peer: PeerId, addresses: readonly string[]): void
   handle(protocol: string, handler: RequestHandler): void
   /** One request/response exchange; rejects on timeout, refusal or a dropped stream. */
   request(peer: PeerId, protocol: string, data: Uint8Array, options?: { timeoutMs?: number }): Promise<Uint8Array>

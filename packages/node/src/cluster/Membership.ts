@@ -170,6 +170,8 @@ export class Membership {
     const known = this.members.get(heartbeat.peer)
     if (known && known.heartbeat.sentAt > heartbeat.sentAt && known.heartbeat.startedAt === heartbeat.startedAt) return
     this.members.set(heartbeat.peer, { heartbeat, lastSeen: this.now() })
+    // A member we hear of only through others is one we should also reach directly.
+    this.transport.learnPeer(from, heartbeat.addresses)
   }
 
   private logTransitions(): void {

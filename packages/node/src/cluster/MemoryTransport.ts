@@ -101,6 +101,9 @@ export class MemoryTransport implements ClusterTransport {
     }
   }
 
+  /** The memory network links every pair unless a test cuts it: nothing to dial. */
+  learnPeer(): void {}
+
   handle(protocol: string, handler: RequestHandler): void {
     this.handlers.set(protocol, handler)
   }

@@ -47,7 +47,7 @@ interface ConfiguredPeer extends DialState {
 }
 
 interface DroppedPeer extends DialState {
-  readonly forgetAt: number
+  forgetAt: number
 }
 
 /** Forget a learnt (not configured) peer id after this many failed dials, in case the address now has a new identity. */
@@ -107,17 +107,38 @@ export class KeepConnected {
   peerDisconnected(peerId: string): void {
     if (this.controller.signal.aborted || peerId === this.deps.selfId) return
     if (this.configured.some((peer) => peer.peerId === peerId)) return
+    const now = this.deps.now()
+    this.remember(peerId, { failures: 0, nextAttemptAt: now, dialing: false, apartSince: now, wasConnected: true, forgetAt: now + this.rememberDroppedMs })
+  }
+
+  /**
+   * A peer learnt of from the cluster (not configured): dial it, and keep
+   * re-dialling it while it is heard of. It knows of us the same way, so the
+   * yield rule applies from the start: only the smaller id dials at once.
+   */
+  learn(peerId: string): void {
+    if (this.controller.signal.aborted || peerId === this.deps.selfId) return
+    if (this.configured.some((peer) => peer.peerId === peerId)) return
+    const now = this.deps.now()
+    const known = this.dropped.get(peerId)
+    if (known) {
+      known.forgetAt = now + this.rememberDroppedMs
+      return
+    }
+    this.remember(peerId, { failures: 0, nextAttemptAt: now, dialing: false, wasConnected: true, forgetAt: now + this.rememberDroppedMs })
+  }
+
+  stop(): void {
+    this.controller.abort()
+  }
+
+  private remember(peerId: string, peer: DroppedPeer): void {
     this.dropped.delete(peerId)
     if (this.dropped.size >= this.maxDroppedPeers) {
       const oldest = this.dropped.keys().next()
       if (!oldest.done) this.dropped.delete(oldest.value)
     }
-    const now = this.deps.now()
-    this.dropped.set(peerId, { failures: 0, nextAttemptAt: now, dialing: false, apartSince: now, wasConnected: true, forgetAt: now + this.rememberDroppedMs })
-  }
-
-  stop(): void {
-    this.controller.abort()
+    this.dropped.set(peerId, peer)
   }
 
   private shouldDial(state: DialState, peerId: string, now: number): boolean {

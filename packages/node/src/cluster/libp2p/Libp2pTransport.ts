@@ -24,6 +24,9 @@ import { KeepConnected } from './KeepConnected.ts'
 import { parsePeerAddress, type PeerAddress } from './peerAddress.ts'
 import { parseSwarmKey } from './swarmKey.ts'
 
+/** Learnt peers whose addresses are kept; beyond this, strangers' heartbeats are ignored. */
+const MAX_LEARNT_PEERS = 256
+
 export interface Libp2pTransportOptions {
   /** The node's persisted identity (see loadOrCreateIdentity). */
   readonly privateKey: PrivateKey
@@ -95,6 +98,8 @@ export class Libp2pTransport implements ClusterTransport {
   private readonly gossipPeers = new Set<string>()
   private readonly rttByPeer = new Map<string, number>()
   private readonly hangingUp = new Set<string>()
+  /** Addresses last put in the peer store for each learnt peer (to skip repeats). */
+  private readonly learntAddresses = new Map<string, string>()
   private node: Node | undefined
   private keepConnected: KeepConnected | undefined
   private watchdog: GossipWatchdog | undefined
@@ -236,11 +241,34 @@ export class Libp2pTransport implements ClusterTransport {
       this.gossipPeers.clear()
       this.rttByPeer.clear()
       this.hangingUp.clear()
+      this.learntAddresses.clear()
     }
   }
 
   addresses(): string[] {
     return this.node?.getMultiaddrs().map(String) ?? []
+  }
+
+  learnPeer(peer: PeerId, addresses: readonly string[]): void {
+    const node = this.node
+    if (!node || this.stopping || peer === this.peerId) return
+    const joined = addresses.join(' ')
+    if (this.learntAddresses.get(peer) !== joined) {
+      if (this.learntAddresses.size >= MAX_LEARNT_PEERS && !this.learntAddresses.has(peer)) return
+      this.learntAddresses.set(peer, joined)
+      // Only TCP addresses that name this very peer (they come from the wire).
+      const usable = addresses.flatMap((address) => {
+        try {
+          const parsed = parsePeerAddress(address)
+          return parsed.peerId === peer ? [multiaddr(parsed.address)] : []
+        } catch {
+          return []
+        }
+      })
+      if (usable.length === 0) return
+      node.peerStore.merge(peerIdFromString(peer), { multiaddrs: usable }).catch((err: unknown) => this.logger.debug({ peer, error: errorText(err) }, 'peer store merge failed'))
+    }
+    this.keepConnected?.learn(peer)
   }
 
   connectedPeers(): PeerId[] {

@@ -175,6 +175,56 @@ describe('KeepConnected', () => {
     }
     expect(state.dials.length).toBeLessThan(8)
   })
+
+  it('keeps a peer learnt of from the cluster connected while it is heard of, then forgets it', async () => {
+    const { state, deps } = fakeNetwork('a')
+    const loop = new KeepConnected([], deps, { rememberDroppedMs: 5_000, minBackoffMs: 1_000, maxBackoffMs: 1_000 })
+    loop.learn('b')
+    loop.learn('a') // itself: ignored
+    loop.tick()
+    await settle()
+    expect(state.dials).toEqual(['b'])
+    // Connected: no dials. Then b goes away but is still heard of (heartbeats relayed by others).
+    state.now = 1_000
+    loop.tick()
+    state.connected.delete('b')
+    state.failing.add('b')
+    for (state.now = 2_000; state.now <= 12_000; state.now += 1_000) {
+      loop.learn('b')
+      loop.tick()
+      await settle()
+    }
+    const whileHeard = state.dials.length
+    expect(whileHeard).toBeGreaterThan(5)
+    // No longer heard of: dials stop once it is forgotten.
+    for (state.now = 13_000; state.now <= 30_000; state.now += 1_000) {
+      loop.tick()
+      await settle()
+    }
+    expect(state.dials.length).toBeLessThan(whileHeard + 7)
+    const afterForget = state.dials.length
+    for (state.now = 31_000; state.now <= 40_000; state.now += 1_000) {
+      loop.tick()
+      await settle()
+    }
+    expect(state.dials.length).toBe(afterForget)
+  })
+
+  it('lets the smaller id dial a learnt peer first', async () => {
+    const [small, large] = [ID, OTHER_ID].sort() as [string, string]
+    const larger = fakeNetwork(large)
+    const loop = new KeepConnected([], larger.deps, { yieldMs: 3_000 })
+    loop.learn(small)
+    for (larger.state.now = 0; larger.state.now < 3_000; larger.state.now += 1_000) {
+      loop.tick()
+      await settle()
+    }
+    expect(larger.state.dials).toEqual([])
+    larger.state.now = 3_000
+    loop.tick()
+    await settle()
+    expect(larger.state.dials).toEqual([small])
+  })
 })
 
 describe('GossipWatchdog', () => {
