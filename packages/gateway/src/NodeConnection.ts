@@ -5,8 +5,8 @@
 // connection is gone. A node that stops answering pings is cut off.
 import { ErrorCode, WeftError } from '@weft/core'
 import { pack, unpack } from '@weft/protocol'
+import { corkedSend } from '@weft/protocol/server'
 import { type RawData, WebSocket } from 'ws'
-import { corkedSend } from './corkedSend.ts'
 import { type Logger, silentLogger } from './Logger.ts'
 
 export interface NodeConnectionOptions {

@@ -1,6 +1,7 @@
-// Many small frames go out in one event-loop turn under load (answers that
-// came in one read from a node, requests of many clients): holding the socket
-// corked until the turn ends sends them in one write instead of one each.
+// Many small frames go out in one event-loop turn under load (a gateway
+// relays answers that came in one read from a node, and requests of many
+// clients): holding the socket corked until the turn ends sends them in one
+// write instead of one each.
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 
