@@ -2,6 +2,7 @@
 // Starts a weft gateway: read config, start, stop cleanly on SIGINT/SIGTERM.
 import { pino } from 'pino'
 import { type Authorizer, Gateway, OpenAuthorizer, TokenFileAuthorizer, createHttpHandler } from '@weft/gateway'
+import { loggerOptions, runService } from '@weft/protocol/server'
 import { ConfigError, HELP, parseCommand } from './config.ts'
 
 let command
@@ -17,12 +18,8 @@ if (command.command === 'help') {
   process.stdout.write(HELP)
 } else {
   const config = command.config
-  const logger = pino({
-    level: config.logLevel,
-    base: { gateway: `${config.listen.host}:${config.listen.port}` },
-    ...(config.logPretty && { transport: { target: 'pino-pretty' } }),
-  })
-  try {
+  const logger = pino(loggerOptions(config, { gateway: `${config.listen.host}:${config.listen.port}` }))
+  await runService(logger, async () => {
     let authorizer: Authorizer
     if (config.tokensFile !== undefined) {
       authorizer = await TokenFileAuthorizer.load(config.tokensFile)
@@ -46,24 +43,6 @@ if (command.command === 'help') {
     void gateway.pool.ready(10_000).then((ok) => {
       if (!ok) logger.warn({ nodes: config.nodes }, 'no node reachable yet: requests wait and retry within their deadline')
     })
-    let stopping = false
-    const stop = (signal: string) => {
-      if (stopping) return
-      stopping = true
-      logger.info({ signal }, 'shutting down')
-      setTimeout(() => process.exit(1), 10_000).unref()
-      gateway.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err: String(err) }, 'unclean stop')
-          process.exit(1)
-        },
-      )
-    }
-    process.on('SIGINT', () => stop('SIGINT'))
-    process.on('SIGTERM', () => stop('SIGTERM'))
-  } catch (err) {
-    logger.fatal({ err: err instanceof Error ? { message: err.message, code: (err as { code?: string }).code } : String(err) }, 'failed to start')
-    process.exit(1)
-  }
+    return gateway
+  })
 }

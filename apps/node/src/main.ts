@@ -2,6 +2,7 @@
 // Starts one weft node: read config, start, stop cleanly on SIGINT/SIGTERM.
 import { pino } from 'pino'
 import { WeftNode, generateSwarmKey, parseSwarmKey } from '@weft/node'
+import { loggerOptions, runService } from '@weft/protocol/server'
 import { ConfigError, HELP, parseCommand } from './config.ts'
 
 let command
@@ -19,35 +20,12 @@ if (command.command === 'help') {
   process.stdout.write(new TextDecoder().decode(generateSwarmKey()))
 } else {
   const config = command.config
-  const logger = pino({
-    level: config.logLevel,
-    base: { node: config.name },
-    ...(config.logPretty && { transport: { target: 'pino-pretty' } }),
-  })
-  try {
+  const logger = pino(loggerOptions(config, { node: config.name }))
+  await runService(logger, async () => {
     parseSwarmKey(config.swarmKey)
     const node = await WeftNode.start({ ...config, logger })
     const api = `http://${node.apiAddress?.host}:${node.apiAddress?.port}`
     logger.info({ peerId: node.peerId, addresses: node.addresses(), api }, 'ready')
-    let stopping = false
-    const stop = (signal: string) => {
-      if (stopping) return
-      stopping = true
-      logger.info({ signal }, 'shutting down')
-      // A node that cannot stop in time is killed: its store is crash-safe.
-      setTimeout(() => process.exit(1), 10_000).unref()
-      node.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err: String(err) }, 'unclean stop')
-          process.exit(1)
-        },
-      )
-    }
-    process.on('SIGINT', () => stop('SIGINT'))
-    process.on('SIGTERM', () => stop('SIGTERM'))
-  } catch (err) {
-    logger.fatal({ err: err instanceof Error ? { message: err.message, code: (err as { code?: string }).code } : String(err) }, 'failed to start')
-    process.exit(1)
-  }
+    return node
+  })
 }
