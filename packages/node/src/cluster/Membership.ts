@@ -1,8 +1,9 @@
 // Who is in the cluster, as this node sees it. Every node gossips a heartbeat
 // each interval; a member is alive while heartbeats keep coming, suspect after
-// `suspectAfter` heartbeats are missed, dead after `deadAfter`. All nodes apply
-// the same thresholds to the same heartbeats, so their views agree within a
-// few heartbeats.
+// `suspectAfter` heartbeats are missed, dead after `deadAfter`, and forgotten
+// (gone from the view) after `forgetAfterMs` of silence: a node removed for
+// good leaves every view by itself. All nodes apply the same thresholds to the
+// same heartbeats, so their views agree within a few heartbeats.
 import { type Heartbeat, Topics, pack, parseHeartbeat } from '@weft/protocol'
 import type { Logger } from '../Logger.ts'
 import type { ClusterTransport, PeerId, TransportEvents } from './ClusterTransport.ts'
@@ -51,6 +52,8 @@ export interface MembershipOptions {
   readonly intervalMs?: number
   readonly suspectAfter?: number
   readonly deadAfter?: number
+  /** Silence after which a dead member leaves the view (default 10 minutes). */
+  readonly forgetAfterMs?: number
   readonly now?: () => number
 }
 
@@ -66,6 +69,7 @@ export class Membership {
   private readonly intervalMs: number
   private readonly suspectMs: number
   private readonly deadMs: number
+  private readonly forgetMs: number
   private readonly now: () => number
   private readonly members = new Map<string, Entry>()
   private readonly states = new Map<string, MemberState>()
@@ -80,6 +84,7 @@ export class Membership {
     this.intervalMs = options.intervalMs ?? 1000
     this.suspectMs = this.intervalMs * (options.suspectAfter ?? 3)
     this.deadMs = this.intervalMs * (options.deadAfter ?? 10)
+    this.forgetMs = Math.max(this.deadMs, options.forgetAfterMs ?? 10 * 60_000)
     this.now = options.now ?? Date.now
     this.transport.subscribe(Topics.members)
   }
@@ -177,6 +182,12 @@ export class Membership {
   private logTransitions(): void {
     const now = this.now()
     for (const [peer, entry] of this.members) {
+      if (now - entry.lastSeen > this.forgetMs) {
+        this.members.delete(peer)
+        this.states.delete(peer)
+        this.logger.info({ peer, name: entry.heartbeat.name, silentMs: now - entry.lastSeen }, 'member forgotten')
+        continue
+      }
       const state = this.stateOf(entry, now)
       if (this.states.get(peer) !== state) {
         this.states.set(peer, state)

@@ -23,7 +23,7 @@ interface TestNode {
 
 const running: TestNode[] = []
 
-async function startNode(network: MemoryNetwork, name: string, options: { antiEntropyMs?: number; storage?: MemoryStorage } = {}): Promise<TestNode> {
+async function startNode(network: MemoryNetwork, name: string, options: { antiEntropyMs?: number; storage?: MemoryStorage; forgetAfterMs?: number } = {}): Promise<TestNode> {
   const store = new VersionedStore({ storage: options.storage ?? new MemoryStorage(), nodeId: name as NodeId })
   const transport = network.transport(name)
   const replicator = new Replicator({ store, transport, logger: silentLogger })
@@ -32,6 +32,7 @@ async function startNode(network: MemoryNetwork, name: string, options: { antiEn
     transport,
     logger: silentLogger,
     intervalMs: 20,
+    ...(options.forgetAfterMs !== undefined && { forgetAfterMs: options.forgetAfterMs }),
     self: { name, api: `ws://${name}/v1/ws`, version: 'test', startedAt: Date.now(), keys: () => store.keyCount(), load: () => 0, feed: () => store.feedHead() },
   })
   await transport.start()
@@ -176,5 +177,22 @@ describe('cluster over the memory network', () => {
     const view = nodes[0]!.membership.view()
     expect(view[0]).toMatchObject({ name: 'a', self: true, state: 'alive' })
     expect(view.find((m) => m.name === 'b')).toMatchObject({ connected: true, keys: 0, version: 'test' })
+  })
+
+  it('forgets a member that stayed dead past forgetAfterMs', async () => {
+    const network = new MemoryNetwork()
+    const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(network, n, { forgetAfterMs: 600 })))
+    await eventually(() => {
+      for (const node of nodes) expect(node.membership.view().filter((m) => m.state === 'alive')).toHaveLength(3)
+    })
+    await stopNode(nodes[2]!)
+    // Dead after 10 missed heartbeats (200 ms), gone after 600 ms of silence.
+    await eventually(() => expect(nodes[0]!.membership.view().find((m) => m.name === 'c')?.state).toBe('dead'))
+    await eventually(() => {
+      for (const node of nodes.slice(0, 2)) expect(node.membership.view().map((m) => m.name).sort()).toEqual(['a', 'b'])
+    })
+    // A forgotten member that comes back is a member again.
+    const back = await startNode(network, 'c', { forgetAfterMs: 600 })
+    await eventually(() => expect(nodes[0]!.membership.view().find((m) => m.name === back.name)?.state).toBe('alive'))
   })
 })
