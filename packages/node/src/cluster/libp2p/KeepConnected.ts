@@ -125,6 +125,8 @@ export class KeepConnected {
       known.forgetAt = now + this.rememberDroppedMs
       return
     }
+    // Connected already: if that connection drops, peerDisconnected takes over.
+    if (this.deps.isConnected(peerId)) return
     this.remember(peerId, { failures: 0, nextAttemptAt: now, dialing: false, wasConnected: true, forgetAt: now + this.rememberDroppedMs })
   }
 
