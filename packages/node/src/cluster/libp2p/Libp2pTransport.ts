@@ -73,6 +73,20 @@ export class TransportRequestError extends Error {
 
 const TICK_MS = 1_000
 const GOSSIP_FRAME_MARGIN = 64 * 1024
+/**
+ * A cheap id for gossipsub's duplicate check: origin + sequence number, as
+ * its StrictSign message ids are. Without one, gossipsub checks the signature
+ * of every copy (each message reaches a node once per mesh neighbour) before
+ * it finds out the message is a duplicate.
+ */
+let unnamedMessages = 0
+function fastMessageId(message: { from?: Uint8Array; seqno?: Uint8Array }): string {
+  const { from, seqno } = message
+  // Unsigned messages fail validation anyway: never let them share an id.
+  if (!from || !seqno) return `unnamed:${unnamedMessages++}`
+  return Buffer.from(from.buffer, from.byteOffset, from.byteLength).toString('base64') + ':' + Buffer.from(seqno.buffer, seqno.byteOffset, seqno.byteLength).toString('base64')
+}
+
 const RESPONSE_OK = 0
 const RESPONSE_ERROR = 1
 const MAX_ERROR_TEXT = 1_000
@@ -150,6 +164,7 @@ export class Libp2pTransport implements ClusterTransport {
           fallbackToFloodsub: false,
           doPX: false,
           emitSelf: false,
+          fastMsgIdFn: fastMessageId,
           // Outbound queue per peer, in bytes: a slow peer loses messages instead of stalling us.
           maxOutboundBufferSize: Math.max(8 * 1024 * 1024, 8 * this.maxMessageBytes),
           maxInboundDataLength: this.maxMessageBytes + GOSSIP_FRAME_MARGIN,
