@@ -566,8 +566,8 @@ async function latencyRun(nodes: NodeProcess[], writers: WsTestClient[][], watch
     }
   }
   const sum = (m: Map<string, number>[], name: string) => m.reduce((s, x) => s + (x.get(name) ?? 0), 0)
-  const batches = sum(after, 'weft_gossip_published_batches') - sum(before, 'weft_gossip_published_batches')
-  const published = sum(after, 'weft_gossip_published_revisions') - sum(before, 'weft_gossip_published_revisions')
+  const batches = sum(after, 'weft_gossip_published_batches_total') - sum(before, 'weft_gossip_published_batches_total')
+  const published = sum(after, 'weft_gossip_published_revisions_total') - sum(before, 'weft_gossip_published_revisions_total')
   const benchCpu = cpuStart && cpuEnd ? (cpuEnd.bench.user - cpuStart.bench.user + cpuEnd.bench.system - cpuStart.bench.system) / 1000 / window : NaN
   const run: LatencyRun = {
     rate,
@@ -586,8 +586,8 @@ async function latencyRun(nodes: NodeProcess[], writers: WsTestClient[][], watch
     benchCpu,
     loopDelayP99: loop.percentile(99) / 1e6,
     revisionsPerBatch: published / batches,
-    repaired: sum(after, 'weft_anti_entropy_repaired_revisions') - sum(before, 'weft_anti_entropy_repaired_revisions'),
-    gossipDropped: sum(after, 'weft_gossip_dropped_revisions') - sum(before, 'weft_gossip_dropped_revisions'),
+    repaired: sum(after, 'weft_anti_entropy_repaired_revisions_total') - sum(before, 'weft_anti_entropy_repaired_revisions_total'),
+    gossipDropped: sum(after, 'weft_gossip_dropped_revisions_total') - sum(before, 'weft_gossip_dropped_revisions_total'),
     perSecondP99: perSecond.map((s) => percentile(s, 99)),
     others: cpuStart && cpuEnd ? otherLoad(cpuStart.mark, cpuEnd.mark) : { others: NaN, steal: NaN },
   }
@@ -720,13 +720,13 @@ async function joinOnce(cluster: TestCluster, sources: NodeProcess[], total: num
     readyMs: ready - spawned,
     connectedMs: connectedAt - ready,
     curve,
-    repaired: m.get('weft_anti_entropy_repaired_revisions') ?? NaN,
+    repaired: m.get('weft_anti_entropy_repaired_revisions_total') ?? NaN,
     cpu,
     others,
   }
   log(`  caught up: ${seconds(run.fromSpawnMs)} s after spawn, ${seconds(run.fromReadyMs)} s after ready (first peer connected ${fmtInt(run.connectedMs)} ms after ready)`)
   log(`  keys over time since ready: ${curve.join(', ')}`)
-  log(`  joiner: ${fmtInt(run.repaired)} revisions repaired, ${fmtInt(m.get('weft_anti_entropy_rounds') ?? NaN)} rounds, ${cpu.toFixed(1)} CPU s (${((cpu / (run.fromSpawnMs / 1000)) * 100).toFixed(0)}% of one core since spawn); other processes on the machine meanwhile: ${fmtLoad(others)}`)
+  log(`  joiner: ${fmtInt(run.repaired)} revisions repaired, ${fmtInt(m.get('weft_anti_entropy_rounds_total') ?? NaN)} rounds, ${cpu.toFixed(1)} CPU s (${((cpu / (run.fromSpawnMs / 1000)) * 100).toFixed(0)}% of one core since spawn); other processes on the machine meanwhile: ${fmtLoad(others)}`)
   // Gone before the next attempt (the sources forget it after their redial backoff).
   await joiner.stop(PROFILE_DIR ? 'SIGTERM' : 'SIGKILL')
   return run

@@ -157,7 +157,7 @@ describe('a cluster of node processes', () => {
       expect((await allKeys(cb, 'loss/')).size).toBe(300)
     }, 30_000, 500)
     const metrics = await (await fetch(`${a.httpUrl}/metrics`)).text()
-    expect(Number(/weft_anti_entropy_repaired_revisions (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0)
+    expect(Number(/weft_anti_entropy_repaired_revisions_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0)
   }, 60_000)
 
   it('keeps out a node with a different cluster secret', async () => {

@@ -6,7 +6,7 @@ import { hostname, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseNodeId } from '@weft/core'
 import { Topics } from '@weft/protocol'
-import { Gauge, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
 import { ApiServer, type ApiAddress } from './api/ApiServer.ts'
 import { AntiEntropy } from './cluster/AntiEntropy.ts'
 import type { ClusterTransport } from './cluster/ClusterTransport.ts'
@@ -112,21 +112,33 @@ export class WeftNode {
   private registerMetrics(): void {
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()) } })
+    // Cumulative stats kept by the cluster parts, exposed as Prometheus counters.
+    const counter = (name: string, help: string, read: () => number) => {
+      let exposed = 0
+      return new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const value = read()
+          if (value > exposed) this.inc(value - exposed)
+          exposed = value
+        },
+      })
+    }
     const r = this.replicator.stats
     const a = this.antiEntropy.stats
-    gauge('weft_gossip_published_revisions', 'Revisions gossiped by this node', () => r.published)
-    gauge('weft_gossip_published_batches', 'Gossip messages sent', () => r.publishedBatches)
-    gauge('weft_gossip_dropped_revisions', 'Revisions not gossiped (queue full or publish failed)', () => r.dropped)
-    gauge('weft_gossip_received_revisions', 'Revisions received by gossip', () => r.received)
-    gauge('weft_gossip_applied_revisions', 'Gossiped revisions that were new here', () => r.applied)
-    gauge('weft_gossip_rejected_revisions', 'Gossiped revisions or messages rejected', () => r.rejected)
-    gauge('weft_anti_entropy_rounds', 'Anti-entropy rounds started', () => a.rounds)
-    gauge('weft_anti_entropy_failed_rounds', 'Anti-entropy rounds that failed', () => a.failedRounds)
-    gauge('weft_anti_entropy_repaired_revisions', 'Revisions repaired by anti-entropy', () => a.repaired)
+    counter('weft_gossip_published_revisions_total', 'Revisions gossiped by this node', () => r.published)
+    counter('weft_gossip_published_batches_total', 'Gossip messages sent', () => r.publishedBatches)
+    counter('weft_gossip_dropped_revisions_total', 'Revisions not gossiped (queue full or publish failed)', () => r.dropped)
+    counter('weft_gossip_received_revisions_total', 'Revisions received by gossip', () => r.received)
+    counter('weft_gossip_applied_revisions_total', 'Gossiped revisions that were new here', () => r.applied)
+    counter('weft_gossip_rejected_revisions_total', 'Gossiped revisions or messages rejected', () => r.rejected)
+    counter('weft_anti_entropy_rounds_total', 'Anti-entropy rounds started', () => a.rounds)
+    counter('weft_anti_entropy_failed_rounds_total', 'Anti-entropy rounds that failed', () => a.failedRounds)
+    counter('weft_anti_entropy_repaired_revisions_total', 'Revisions repaired by anti-entropy', () => a.repaired)
     gauge('weft_peers_connected', 'Peers with an open connection', () => this.transport.connectedPeers().length)
     gauge('weft_members_alive', 'Members seen alive (not counting this node)', () => this.membership.alivePeers().length)
-    gauge('weft_keys', 'Live keys in fork main', () => this.store.keyCount())
-    gauge('weft_feed_seq', 'Revisions stored on this node', () => this.store.feedHead().seq)
   }
 
   get peerId(): string {

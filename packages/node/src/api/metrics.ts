@@ -2,10 +2,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { VersionedStore } from '../store/VersionedStore.ts'
 
-/** Label for frames whose op could not be read (keeps label values a closed set). */
-export const INVALID_OP = 'invalid'
-/** Code label of a request that succeeded. */
-export const OK_CODE = 'OK'
 
 const METRIC_NAMES = [
   'weft_api_requests_total',
