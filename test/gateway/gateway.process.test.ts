@@ -225,6 +225,21 @@ describe('a gateway in front of three node processes', () => {
     const c = await setup.client(gateway)
     await expect(c.request('get', { key: 'secrets/x' })).rejects.toMatchObject({ code: 'KEY_NOT_FOUND' })
     expect(await c.request('get', { key: 'deployments/auth-test' })).toMatchObject({ value: 'ok' })
+
+    // SIGHUP re-reads the file: the reader's token is revoked, ci may now write anywhere.
+    await writeFile(tokensFile, JSON.stringify({ tokens: { 'ci-secret-token': { name: 'ci', grants: [{ prefix: '', access: 'write' }] } } }))
+    locked.child!.kill('SIGHUP')
+    await eventually(async () => expect(locked.output).toContain('token file reloaded'), 10_000, 50)
+    ci.send({ id: 4, op: 'set', key: 'secrets/x', value: 'allowed now' })
+    expect(await ci.next((f) => f.id === 4)).toMatchObject({ ok: true })
+    reader.send({ id: 3, op: 'get', key: 'deployments/auth-test' })
+    expect(await reader.errorOf(3)).toBe('UNAUTHORIZED')
+    // A broken file changes nothing.
+    await writeFile(tokensFile, '{ not json')
+    locked.child!.kill('SIGHUP')
+    await eventually(async () => expect(locked.output).toContain('token file reload failed'), 10_000, 50)
+    ci.send({ id: 5, op: 'get', key: 'secrets/x' })
+    expect(await ci.next((f) => f.id === 5)).toMatchObject({ ok: true, result: { value: 'allowed now' } })
     expect(await locked.stop('SIGTERM')).toBe(0)
   }, 30_000)
 })

@@ -17,8 +17,9 @@ Options (each also read from the environment variable shown):
                             rest of the cluster is learnt from them
   --listen HOST:PORT        where clients connect (WebSocket + HTTP)       WEFT_GATEWAY_LISTEN (127.0.0.1:7420)
   --tokens FILE             token file: bearer tokens and their grants     WEFT_TOKENS_FILE
-                            (docs/HTTP.md); without one the gateway is
-                            OPEN to anyone who can reach it
+                            (docs/HTTP.md); SIGHUP re-reads it; without
+                            one the gateway is OPEN to anyone who can
+                            reach it
   --request-timeout-ms MS   deadline of a request, retries included        WEFT_REQUEST_TIMEOUT_MS (10000)
   --log-level LEVEL         debug, info, warn, error                       WEFT_LOG_LEVEL (info)
   --log-pretty              human-readable logs instead of JSON            WEFT_LOG_PRETTY=1

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Starts a weft gateway: read config, start, stop cleanly on SIGINT/SIGTERM.
 import { pino } from 'pino'
-import { type Authorizer, Gateway, OpenAuthorizer, TokenFileAuthorizer, createHttpHandler } from '@weft/gateway'
+import { type Authorizer, Gateway, OpenAuthorizer, ReloadingAuthorizer, createHttpHandler } from '@weft/gateway'
 import { loggerOptions, runService } from '@weft/protocol/server'
 import { ConfigError, HELP, parseCommand } from './config.ts'
 
@@ -22,9 +22,17 @@ if (command.command === 'help') {
   await runService(logger, async () => {
     let authorizer: Authorizer
     if (config.tokensFile !== undefined) {
-      authorizer = await TokenFileAuthorizer.load(config.tokensFile)
-      logger.info({ tokens: config.tokensFile }, 'auth: bearer tokens from the token file')
+      const tokens = await ReloadingAuthorizer.load(config.tokensFile)
+      authorizer = tokens
+      logger.info({ tokens: config.tokensFile }, 'auth: bearer tokens from the token file (SIGHUP re-reads it)')
+      process.on('SIGHUP', () => {
+        tokens.reload().then(
+          () => logger.info({ tokens: tokens.path }, 'token file reloaded'),
+          (err: unknown) => logger.error({ tokens: tokens.path, err: (err as Error).message }, 'token file reload failed: the previous tokens stay in force'),
+        )
+      })
     } else {
+      process.on('SIGHUP', () => logger.info('SIGHUP: no token file to reload'))
       authorizer = new OpenAuthorizer()
       logger.warn({ auth: 'open' }, 'NO TOKEN FILE: this gateway is OPEN, anyone who can reach it may read and write every key (start it with --tokens FILE)')
     }
