@@ -24,6 +24,8 @@ import { KeepConnected } from './KeepConnected.ts'
 import { parsePeerAddress, type PeerAddress } from './peerAddress.ts'
 import { parseSwarmKey } from './swarmKey.ts'
 
+const isLoopback = (address: string): boolean => address.startsWith('/ip4/127.') || address.startsWith('/ip6/::1/')
+
 /** Learnt peers whose addresses are kept; beyond this, strangers' heartbeats are ignored. */
 const MAX_LEARNT_PEERS = 256
 
@@ -271,11 +273,14 @@ export class Libp2pTransport implements ClusterTransport {
     if (this.learntAddresses.get(peer) !== joined) {
       if (this.learntAddresses.size >= MAX_LEARNT_PEERS && !this.learntAddresses.has(peer)) return
       this.learntAddresses.set(peer, joined)
-      // Only TCP addresses that name this very peer (they come from the wire).
+      // Only TCP addresses that name this very peer (they come from the wire),
+      // and loopback ones only when this node itself is reachable on loopback
+      // alone (one host): elsewhere they would reach this host, not the peer.
+      const loopbackHere = this.addresses().every(isLoopback)
       const usable = addresses.flatMap((address) => {
         try {
           const parsed = parsePeerAddress(address)
-          return parsed.peerId === peer ? [multiaddr(parsed.address)] : []
+          return parsed.peerId === peer && (loopbackHere || !isLoopback(parsed.address)) ? [multiaddr(parsed.address)] : []
         } catch {
           return []
         }
