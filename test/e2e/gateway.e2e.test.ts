@@ -901,13 +901,13 @@ describe('weft end to end through one gateway in front of three node processes',
         teamA.fork('team-b/secret', 'stolen'),
         teamA.forkPrefix('team-a', 'stolen'),
         teamA.members(),
-        teamA.ping(),
         teamA.watch({ prefix: '' }),
       ].map((attempt) => failure(attempt)),
     )
     expect(teamRefusals.map((err) => err.code)).toEqual(Array(teamRefusals.length).fill('FORBIDDEN'))
-    // still connected and serving after the refusals
+    // still connected and serving after the refusals; ping needs only the token
     expect((await teamA.get('team-a/shared')).value).toEqual({ v: 3 })
+    expect(await teamA.ping()).toHaveProperty('node')
     // read-only: reads and watches, never writes
     const reader = await connect(READER)
     expect((await reader.get('team-b/secret')).value).toEqual({ s: 1 })

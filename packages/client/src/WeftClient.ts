@@ -210,12 +210,17 @@ export class WeftClient {
 
   /**
    * Connects and waits for the connection (up to `timeoutMs`, retrying with
-   * backoff unless `reconnect: false`). Unreachable: UNAVAILABLE.
+   * backoff unless `reconnect: false`), then pings once: a server that
+   * refuses the token closes the connection right after it opens, and that
+   * rejects here (UNAUTHORIZED) rather than at the first request. Unreachable:
+   * UNAVAILABLE.
    */
   static async connect(url: string, options: WeftClientOptions = {}): Promise<WeftClient> {
     const client = new WeftClient(url, options)
+    const timeoutMs = options.timeoutMs ?? 10_000
     try {
-      await client.#whenOpen(options.timeoutMs ?? 10_000)
+      await client.#whenOpen(timeoutMs)
+      await client.ping({ timeoutMs })
     } catch (err) {
       await client.close()
       throw err

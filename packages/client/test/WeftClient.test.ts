@@ -168,8 +168,8 @@ describe('WeftClient errors', () => {
       error: { code: 'MERGE_CONFLICT', message: '1 conflict', details: { conflicts: [{ path: ['image'], ours: 'a', theirs: 'b', winner: 'theirs' }] } },
     })
     s.handlers.get = () => ({ error: { code: 'KEY_NOT_FOUND', message: 'no key a' } })
-    s.handlers.ping = () => ({ error: { code: 'SOMETHING_NEW', message: 'from the future' } })
     const c = await connect(s.url)
+    s.handlers.ping = () => ({ error: { code: 'SOMETHING_NEW', message: 'from the future' } })
 
     const mismatch = await rejection(c.set('a', 1, { ifHead: 'r1' }))
     expect(mismatch).toBeInstanceOf(WeftError)
@@ -236,6 +236,14 @@ describe('WeftClient errors', () => {
     expect(Date.now() - started).toBeLessThan(2000)
     const once = await rejection(WeftClient.connect(url, { timeoutMs: 1000, reconnect: false }))
     expect(once.code).toBe(ErrorCode.UNAVAILABLE)
+  })
+
+  it('rejects connect with UNAUTHORIZED when the server refuses the token right after opening', async () => {
+    const s = await start()
+    s.wss.on('connection', (socket) => socket.close(4401, 'UNAUTHORIZED: unknown bearer token'))
+    const err = await rejection(WeftClient.connect(s.url, { token: 'bad', timeoutMs: 2_000 }))
+    expect(err.code).toBe(ErrorCode.UNAUTHORIZED)
+    expect(err.message).toBe('unknown bearer token')
   })
 
   it('stops for good when the server closes with UNAUTHORIZED (4401), failing what waits', async () => {

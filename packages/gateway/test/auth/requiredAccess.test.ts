@@ -13,7 +13,7 @@ describe('requiredAccess', () => {
     expect(requiredAccess('fork', { prefix: 'p/', to: 'x' })).toEqual({ access: Access.write, scope: 'p/' })
     expect(requiredAccess('merge', { key: 'k', from: 'x' })).toEqual({ access: Access.write, scope: 'k' })
     expect(requiredAccess('members', {})).toEqual({ access: Access.read, scope: '' })
-    expect(requiredAccess('ping', {})).toEqual({ access: Access.read, scope: '' })
+    expect(requiredAccess('ping', {})).toBeUndefined()
   })
 
   it('unwatch needs only a valid token', () => {

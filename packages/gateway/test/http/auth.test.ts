@@ -45,7 +45,7 @@ const PROBES: readonly Probe[] = [
   { method: 'POST', path: '/v1/prefixes/deployments/-/fork', body: '{"to":"x"}', ci: false, reader: false },
   { method: 'POST', path: '/v1/prefixes/-/merge', body: '{"from":"x"}', ci: false, reader: false },
   { method: 'GET', path: '/v1/cluster/members', ci: false, reader: true },
-  { method: 'GET', path: '/v1/ping', ci: false, reader: true },
+  { method: 'GET', path: '/v1/ping', ci: true, reader: true },
   { method: 'GET', path: '/secrets%2Fdb', ci: false, reader: true },
   { method: 'PUT', path: '/secrets%2Fdb', body: 'x', ci: false, reader: false },
   { method: 'PUT', path: '/deployments%2Fapi/staging', body: 'x', ci: true, reader: false },
