@@ -1,5 +1,8 @@
 // The gateway's configuration from flags and environment (flags win).
 import { parseArgs } from 'node:util'
+import { ConfigError, hostPort, logLevelOf } from '@weft/protocol/server'
+
+export { ConfigError }
 
 export const HELP = `weft gateway — one address for clients of a weft cluster
 
@@ -37,16 +40,6 @@ export interface GatewayConfig {
   readonly requestTimeoutMs: number
   readonly logLevel: string
   readonly logPretty: boolean
-}
-
-export class ConfigError extends Error {}
-
-/** pino's levels: anything else would make pino throw at startup. */
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
-
-function logLevelOf(text: string): string {
-  if (!LOG_LEVELS.includes(text)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(text)}`)
-  return text
 }
 
 export type Command = { command: 'help' } | { command: 'run'; config: GatewayConfig }
@@ -109,9 +102,3 @@ function nodeUrl(text: string): string {
   return url
 }
 
-function hostPort(text: string, flag: string): { host: string; port: number } {
-  const cut = text.lastIndexOf(':')
-  const port = Number(text.slice(cut + 1))
-  if (cut < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${flag} must be HOST:PORT, got ${text}`)
-  return { host: text.slice(0, cut).replace(/^\[|\]$/g, ''), port }
-}

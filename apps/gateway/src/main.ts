@@ -2,17 +2,10 @@
 // Starts a weft gateway: read config, start, stop cleanly on SIGINT/SIGTERM.
 import { pino } from 'pino'
 import { type Authorizer, Gateway, OpenAuthorizer, ReloadingAuthorizer, createHttpHandler } from '@weft/gateway'
-import { loggerOptions, runService } from '@weft/protocol/server'
-import { ConfigError, HELP, parseCommand } from './config.ts'
+import { loggerOptions, parseOrExit, runService } from '@weft/protocol/server'
+import { HELP, parseCommand } from './config.ts'
 
-let command
-try {
-  command = parseCommand(process.argv.slice(2), process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`weft gateway: ${err.message}\n\n${HELP}`)
-  process.exit(2)
-}
+const command = parseOrExit('weft gateway', HELP, () => parseCommand(process.argv.slice(2), process.env))
 
 if (command.command === 'help') {
   process.stdout.write(HELP)

@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
+import { ConfigError, hostPort, logLevelOf } from '@weft/protocol/server'
+
+export { ConfigError }
 
 export const HELP = `weft node — run one node of a weft cluster
 
@@ -49,16 +52,6 @@ export interface NodeConfig {
   readonly dropGossipRatio?: number
 }
 
-export class ConfigError extends Error {}
-
-/** pino's levels: anything else would make pino throw at startup. */
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
-
-function logLevelOf(text: string): string {
-  if (!LOG_LEVELS.includes(text)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(text)}`)
-  return text
-}
-
 export type Command = { command: 'help' } | { command: 'keygen' } | { command: 'run'; config: NodeConfig }
 
 export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
@@ -90,10 +83,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
   if (positionals.length > 0) throw new ConfigError(`unknown command: ${positionals[0]}`)
 
   const list = (text: string | undefined) => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)
-  const apiText = values.api ?? env.WEFT_API ?? '127.0.0.1:7410'
-  const cut = apiText.lastIndexOf(':')
-  const port = Number(apiText.slice(cut + 1))
-  if (cut < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--api must be HOST:PORT, got ${apiText}`)
+  const api = hostPort(values.api ?? env.WEFT_API ?? '127.0.0.1:7410', '--api')
   const antiEntropyMs = Number(values['anti-entropy-ms'] ?? env.WEFT_ANTI_ENTROPY_MS ?? 5000)
   if (!Number.isFinite(antiEntropyMs) || antiEntropyMs < 100) throw new ConfigError('--anti-entropy-ms must be at least 100')
   return {
@@ -102,7 +92,7 @@ export function parseCommand(argv: string[], env: NodeJS.ProcessEnv): Command {
       name: values.name ?? env.WEFT_NODE_NAME ?? hostname(),
       dataDir: values['data-dir'] ?? env.WEFT_DATA_DIR ?? './data/node',
       listen: list(values.listen ?? env.WEFT_LISTEN ?? '/ip4/0.0.0.0/tcp/7400'),
-      api: { host: apiText.slice(0, cut).replace(/^\[|\]$/g, ''), port },
+      api,
       ...((values['advertise-api'] ?? env.WEFT_ADVERTISE_API) !== undefined && { advertiseApi: values['advertise-api'] ?? env.WEFT_ADVERTISE_API }),
       peers: list(values.peers ?? env.WEFT_PEERS),
       swarmKey: readSwarmKeySetting(values['swarm-key'] ?? env.WEFT_SWARM_KEY_FILE, env.WEFT_SWARM_KEY),

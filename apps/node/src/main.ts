@@ -2,17 +2,10 @@
 // Starts one weft node: read config, start, stop cleanly on SIGINT/SIGTERM.
 import { pino } from 'pino'
 import { WeftNode, generateSwarmKey, parseSwarmKey } from '@weft/node'
-import { loggerOptions, runService } from '@weft/protocol/server'
-import { ConfigError, HELP, parseCommand } from './config.ts'
+import { loggerOptions, parseOrExit, runService } from '@weft/protocol/server'
+import { HELP, parseCommand } from './config.ts'
 
-let command
-try {
-  command = parseCommand(process.argv.slice(2), process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`weft node: ${err.message}\n\n${HELP}`)
-  process.exit(2)
-}
+const command = parseOrExit('weft node', HELP, () => parseCommand(process.argv.slice(2), process.env))
 
 if (command.command === 'help') {
   process.stdout.write(HELP)
