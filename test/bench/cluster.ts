@@ -18,10 +18,8 @@
 //
 // Node processes are stopped by PID (TestCluster.cleanup) and their temp dirs
 // removed, also on failure or Ctrl-C; network namespaces are deleted likewise.
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { NetnsLab, netnsUnavailable } from '../support/Netns.ts'
@@ -39,6 +37,11 @@ import {
   markdownTable,
   percentile,
   writeDocSection,
+  argValue,
+  bounded,
+  codeVersion,
+  loadText,
+  sleep,
 } from './lib.ts'
 
 const DOCS = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url))
@@ -50,14 +53,10 @@ const PROGRESS_MS = 2000
 
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
-const argValue = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
-const ONLY = argValue('--only')?.split(',')
-const RATES = argValue('--rates')?.split(',').map(Number)
+const ONLY = argValue(args, '--only')?.split(',')
+const RATES = argValue(args, '--rates')?.split(',').map(Number)
 /** Each node process runs with --cpu-prof into this dir (and is stopped with SIGTERM so it writes it). */
-const PROFILE_DIR = argValue('--profile')
+const PROFILE_DIR = argValue(args, '--profile')
 const runs = (phase: 'latency' | 'catchup' | 'heal') => !ONLY || ONLY.includes(phase)
 
 const SIZES_BASE = QUICK
@@ -79,36 +78,7 @@ const QUIET_CORES = 0.25
 const TARGETS = { latencyP99Ms: 20, catchupS: 10, healS: 5 }
 
 const swarmKey = () => `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const seconds = (ms: number) => (ms / 1000).toFixed(2)
-const loadText = () => os.loadavg().map((l) => l.toFixed(2)).join(' ')
-
-/** The commit measured, and whether node sources differed from it. */
-function codeVersion(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim()
-    const dirty = git('status', '--porcelain', '--', 'packages', 'apps/node').length > 0
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' plus uncommitted changes under packages/ or apps/node/' : ''}`
-  } catch {
-    return 'unknown commit'
-  }
-}
-
-/** Rejects after `ms` (the work itself is stopped by the cleanup that follows). */
-async function bounded<T>(label: string, ms: number, run: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      run(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${label}: gave up after ${fmtInt(ms / 1000)} s`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** Polls `check` every `everyMs` until it is true; throws after `timeoutMs`. */
 async function waitUntil(label: string, timeoutMs: number, everyMs: number, check: () => Promise<boolean>, progress?: () => string): Promise<void> {
   const deadline = performance.now() + timeoutMs
@@ -947,10 +917,10 @@ async function main(): Promise<void> {
   addCleanupHook(killLiveClustersSync)
   const m = machine()
   const date = new Date().toISOString().slice(0, 10)
-  const code = codeVersion()
+  const code = codeVersion('packages', 'apps/node')
   const loadBefore = loadText()
   const netnsWhy = netnsUnavailable()
-  const partition = argValue('--partition') ?? (netnsWhy === undefined ? 'both' : 'restart')
+  const partition = argValue(args, '--partition') ?? (netnsWhy === undefined ? 'both' : 'restart')
   if (!['restart', 'netns', 'both'].includes(partition)) throw new Error(`--partition must be restart, netns or both, not ${partition}`)
   if (partition !== 'restart' && netnsWhy !== undefined) throw new Error(`--partition ${partition}: ${netnsWhy}`)
   log(`bench:cluster${QUICK ? ' --quick' : ''}: ${describeMachine(m)}; code: ${code}; load average before: ${loadBefore}`)

@@ -40,6 +40,10 @@ import {
   makeTempDir,
   markdownTable,
   writeDocSection,
+  argValue,
+  bounded,
+  codeVersion,
+  sleep,
 } from './lib.ts'
 
 const DOCS = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url))
@@ -49,11 +53,7 @@ const COMMAND = 'npm run bench:compare'
 
 const args = process.argv.slice(2)
 const QUICK = args.includes('--quick')
-const argValue = (name: string): string | undefined => {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
-}
-const ONLY = argValue('--only')?.split(',')
+const ONLY = argValue(args, '--only')?.split(',')
 const runs = (system: 'redis' | 'etcd' | 'direct' | 'gateway') => !ONLY || ONLY.includes(system)
 
 const WINDOW = QUICK ? { warmupMs: 300, runMs: 1000 } : { warmupMs: 1000, runMs: 5000 }
@@ -68,40 +68,14 @@ const QUIET = { cores: 0.25, waitMs: QUICK ? 2000 : 20_000, budgetMs: QUICK ? 50
 let quietBudgetMs = QUIET.budgetMs
 const TARGETS = { gatewayWrites: 20_000, gatewayReads: 80_000, directWrites: 50_000, directOverEtcd: 5 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const keyName = (i: number) => `bench/k${i}`
 const randomKey = () => Math.floor(Math.random() * KEYS)
-
-/** Rejects after `ms` (the work itself is stopped by the cleanup that follows). */
-async function bounded<T>(label: string, ms: number, run: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      run(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${label}: gave up after ${fmtInt(ms / 1000)} s`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 function uptime(): string {
   try {
     return execFileSync('uptime', { encoding: 'utf8' }).trim()
   } catch {
     return `load average: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`
-  }
-}
-
-function codeVersion(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim()
-    const dirty = git('status', '--porcelain', '--', 'packages', 'apps').length > 0
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' plus uncommitted changes under packages/ or apps/' : ''}`
-  } catch {
-    return 'unknown commit'
   }
 }
 
@@ -573,7 +547,7 @@ async function main(): Promise<void> {
   deadline.unref()
   const m = machine()
   const date = new Date().toISOString().slice(0, 10)
-  const code = codeVersion()
+  const code = codeVersion('packages', 'apps')
   const uptimeBefore = uptime()
   log(`bench:compare${QUICK ? ' --quick' : ''}: ${describeMachine(m)}; ${m.os}; code: ${code}`)
   log(`uptime before: ${uptimeBefore}`)

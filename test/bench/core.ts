@@ -11,7 +11,6 @@
 // Internally the script also runs itself as fresh child processes:
 //   core.ts --child fill <dir> <keys> <inflight>   (with --expose-gc)
 //   core.ts --child reopen <dir> <keys> <getMs>
-import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,6 +38,8 @@ import {
   throttled,
   withProgress,
   writeDocSection,
+  codeVersion,
+  loadText,
 } from './lib.ts'
 
 const SCRIPT = fileURLToPath(import.meta.url)
@@ -59,19 +60,6 @@ const LIMITS = QUICK
   : { revisionSetup: 300_000, reads: 120_000, fill: 1_200_000, reopen: 60_000 }
 const HISTORY_INFLIGHT = 100
 const FILL_INFLIGHT = 200
-
-/** The commit measured, and whether package sources differed from it. */
-function codeVersion(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim()
-    const dirty = git('status', '--porcelain', '--', 'packages').length > 0
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' plus uncommitted changes under packages/' : ''}`
-  } catch {
-    return 'unknown commit'
-  }
-}
-
-const loadText = () => os.loadavg().map((l) => l.toFixed(2)).join(' ')
 
 const value = (n: number) => ({ replicas: n, image: 'api:1' })
 
@@ -244,7 +232,7 @@ async function main(): Promise<void> {
   const root = makeTempDir(base, 'weft-bench-')
   log(`bench:core${QUICK ? ' --quick' : ''}: ${describeMachine(m)}; stores under ${root}`)
   const figures: Figure[] = []
-  const code = codeVersion()
+  const code = codeVersion('packages')
   const loadBefore = loadText()
   log(`code: ${code}; load average before: ${loadBefore}`)
 

@@ -1,12 +1,51 @@
 // Helpers shared by the benchmark scripts: timing, formatting, child processes that
 // are always reaped (by PID), temp dirs that are always removed, and the docs table.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, rmSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// ---- arguments, time, what was measured ---------------------------------------
+
+/** The value after flag `name` in `args`, if any. */
+export function argValue(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export const loadText = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ')
+
+/** Rejects after `ms` (the work itself is stopped by the cleanup that follows). */
+export async function bounded<T>(label: string, ms: number, run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      run(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${label}: gave up after ${fmtInt(ms / 1000)} s`)), ms)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The commit measured, and whether the sources under `paths` differed from it. */
+export function codeVersion(...paths: string[]): string {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' }).trim()
+    const dirty = git('status', '--porcelain', '--', ...paths).length > 0
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ` plus uncommitted changes under ${paths.map((p) => `${p}/`).join(' or ')}` : ''}`
+  } catch {
+    return 'unknown commit'
+  }
+}
 
 // ---- logging and formatting -------------------------------------------------
 
