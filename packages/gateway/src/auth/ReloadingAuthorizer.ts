@@ -11,10 +11,8 @@ export class ReloadingAuthorizer implements Authorizer {
   readonly open = false
   readonly path: string
   #current: TokenFileAuthorizer
-  /** The token each principal was issued for, to look it up again after a reload. */
-  readonly #tokens = new WeakMap<Principal, string>()
-  /** Which table issued each principal. */
-  readonly #issuers = new WeakMap<Principal, TokenFileAuthorizer>()
+  /** Which table issued each principal, and for which token (to look it up again after a reload). */
+  readonly #issued = new WeakMap<Principal, { readonly by: TokenFileAuthorizer; readonly token: string | undefined }>()
 
   private constructor(path: string, current: TokenFileAuthorizer) {
     this.path = path
@@ -32,18 +30,17 @@ export class ReloadingAuthorizer implements Authorizer {
 
   authenticate(token: string | undefined): Principal {
     const principal = this.#current.authenticate(token)
-    this.#tokens.set(principal, token!)
-    this.#issuers.set(principal, this.#current)
+    this.#issued.set(principal, { by: this.#current, token })
     return principal
   }
 
   authorize(principal: Principal, access: Access, keyOrPrefix: string | undefined): void {
-    if (this.#issuers.get(principal) === this.#current) return this.#current.authorize(principal, access, keyOrPrefix)
+    const issued = this.#issued.get(principal)
+    if (issued?.by === this.#current) return this.#current.authorize(principal, access, keyOrPrefix)
     // Issued before a reload: the token decides again, against the file as it is now.
-    const token = this.#tokens.get(principal)
     let now: Principal
     try {
-      now = this.#current.authenticate(token)
+      now = this.#current.authenticate(issued?.token)
     } catch {
       throw new WeftError(ErrorCode.UNAUTHORIZED, 'this bearer token is no longer in the token file')
     }
