@@ -62,6 +62,7 @@ export class KeepConnected {
   private readonly rememberDroppedMs: number
   private readonly maxDroppedPeers: number
   private readonly configured: ConfiguredPeer[]
+  /** Peers not configured but kept connected: those whose connection dropped, and those learnt of from the cluster. */
   private readonly dropped = new Map<string, DroppedPeer>()
   private readonly controller = new AbortController()
 
