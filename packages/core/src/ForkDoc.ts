@@ -1,4 +1,5 @@
 // One key's fork as a Y.Doc: its current value, and the deltas that change it.
+import './randomPool.ts'
 import * as Y from 'yjs'
 import { ErrorCode, WeftError } from './errors.ts'
 import { type Conflict, type MergeStrategy, mergeDocs } from './merge.ts'

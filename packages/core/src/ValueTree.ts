@@ -11,6 +11,7 @@
 // An entry is a leaf `{t, v}`, an absence `{t, x: true}` (a removed field or
 // element, or a deleted key), or a box: a Y.Map with `t` and either `o` (a Y.Map
 // of fields, itself registers) or `a` (a Y.Array of element registers).
+import './randomPool.ts'
 import * as Y from 'yjs'
 import { type Leaf, type Value, deepEqual, isLeaf, isValueObject } from './value.ts'
 

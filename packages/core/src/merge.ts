@@ -11,6 +11,7 @@
 // The common ancestor is the items both docs hold, plus what dst held right
 // after its last merge from src (`dstBase`): what dst took from src then, or
 // decided in that merge, is not a dst change the next merge should weigh.
+import './randomPool.ts'
 import * as Y from 'yjs'
 import {
   type Entry,

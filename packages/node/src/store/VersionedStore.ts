@@ -752,7 +752,8 @@ export class VersionedStore {
     }
     const revision: Revision = { id, key: state.key, fork: state.fork, delta: delta ?? EMPTY_DELTA, ...meta }
     const extra: StorageWrite[] = state.head.count === 0 ? [{ type: 'put', key: L.fork(state.key, state.fork), value: encodeFork({}) }] : []
-    return this.commitLocal(state, revision, extra)
+    // The newest stamp wins every register it wrote, so the doc now reads as `value`.
+    return this.commitLocal(state, revision, extra, { value })
   }
 
   private async mergeForks(dst: ForkState, src: ForkState, strategy: MergeStrategy, meta: { author?: string; message?: string }): Promise<MergeResult> {
@@ -770,10 +771,10 @@ export class VersionedStore {
   }
 
   /** Records a revision made here (its delta already applied to `state.doc`) and waits until durable. */
-  private async commitLocal(state: ForkState, revision: Revision, extra: StorageWrite[]): Promise<WriteResult> {
+  private async commitLocal(state: ForkState, revision: Revision, extra: StorageWrite[], known?: { value: Value | undefined }): Promise<WriteResult> {
     const writes = [...extra]
     const onDurable: (() => void)[] = []
-    const event = this.record(state, revision, writes, true, onDurable)
+    const event = this.record(state, revision, writes, true, onDurable, known)
     await this.commit(writes, [event], onDurable)
     return { key: state.key, fork: state.fork, revision: event.info }
   }
@@ -782,9 +783,9 @@ export class VersionedStore {
    * Adds the storage writes for one revision whose delta is already in
    * `state.doc`, and updates the in-memory state to match.
    */
-  private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean, onDurable: (() => void)[]): CommittedRevision {
+  private record(state: ForkState, revision: Revision, writes: StorageWrite[], local: boolean, onDurable: (() => void)[], known?: { value: Value | undefined }): CommittedRevision {
     const { key, fork, id } = revision
-    const value = state.doc.value()
+    const value = known ? known.value : state.doc.value()
     if (fork === MAIN_FORK) {
       const wasLive = state.head.count > 0 && !state.head.deleted
       const isLive = value !== undefined
@@ -835,7 +836,9 @@ export class VersionedStore {
       onDurable.push(() => (checkpoint.durable = true))
     }
     const slot = cacheKey(key, fork)
-    this.cache.set(slot, state)
+    // A fork written once stays pinned until durable, then goes: caching every
+    // new key's doc would evict the docs of keys that are written again.
+    if (count > 1) this.cache.set(slot, state)
     const pin = this.pinned.get(slot)
     if (pin) pin.writes++
     else this.pinned.set(slot, { state, writes: 1 })
