@@ -41,17 +41,29 @@ export function rootRegister(doc: Y.Doc): Register {
   return { map, field: '', entries: groupRegisters(map).get('') ?? new Map() }
 }
 
-/** Groups a map's keys by field: one pass, for maps with many fields. */
+/**
+ * Groups a map's keys by field, in one pass. Fields come in the order they first
+ * appeared in the map, counting entries since deleted (Yjs keeps those in
+ * `_map`), so a field keeps its place when a new writer replaces its entry and a
+ * value reads back with the same field order, whichever doc wrote it.
+ */
 export function groupRegisters(map: Y.Map<unknown>): Map<string, Map<string, Entry>> {
   const groups = new Map<string, Map<string, Entry>>()
-  for (const [key, entry] of map.entries()) {
+  let empty = false
+  for (const [key, item] of (map as unknown as { _map: Map<string, Y.Item> })._map) {
     const cut = key.lastIndexOf(SEP)
     if (cut < 0) continue
     const field = key.slice(0, cut)
     let group = groups.get(field)
     if (!group) groups.set(field, (group = new Map()))
-    group.set(key, entry as Entry)
+    if (item.deleted) {
+      empty ||= group.size === 0
+      continue
+    }
+    const content = item.content.getContent()
+    group.set(key, content[content.length - 1] as Entry)
   }
+  if (empty) for (const [field, group] of groups) if (group.size === 0) groups.delete(field)
   return groups
 }
 

@@ -31,6 +31,22 @@ describe('ForkDoc values', () => {
     expect(setOn(doc, { a: 1, b: [1, 2] })).toBeNull()
   })
 
+  it('keeps field order when another writer (a reloaded doc) changes a field', () => {
+    const first = ForkDoc.load()
+    setOn(first, { image: 'api:1', replicas: 2, zone: 'a' })
+    const reloaded = forkOf(first)
+    setOn(reloaded, { image: 'api:2', replicas: 2, zone: 'a' })
+    expect(Object.keys(reloaded.value() as object)).toEqual(['image', 'replicas', 'zone'])
+    // And on a replica that got both revisions as deltas.
+    const replica = forkOf(reloaded)
+    expect(Object.keys(replica.value() as object)).toEqual(['image', 'replicas', 'zone'])
+    // A field removed and added again by yet another writer keeps its first place too.
+    const third = forkOf(replica)
+    setOn(third, { image: 'api:2', zone: 'a' })
+    setOn(forkOf(third), { image: 'api:2', replicas: 3, zone: 'a' })
+    expect(third.value()).toEqual({ image: 'api:2', zone: 'a' })
+  })
+
   it('deletes and revives', () => {
     const doc = ForkDoc.load()
     setOn(doc, { a: 1 })
