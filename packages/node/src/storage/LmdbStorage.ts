@@ -26,10 +26,8 @@ const utf8 = new TextDecoder()
 const lowestKey = encodeKey('\u0000')
 /** A write whose value this storage owns (a copy lmdb may read later). */
 type OwnedWrite = { readonly type: 'put'; readonly key: StorageKey; readonly value: Buffer } | { readonly type: 'del'; readonly key: StorageKey }
-/** Commits queued to LMDB but not yet committed there, beyond which a commit also waits for LMDB. */
-const MAX_UNCOMMITTED_COMMITS = 256
-/** Bytes of values held for those commits, beyond which a commit also waits for LMDB. */
-const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024
+/** Commits applied to LMDB but not yet flushed there, beyond which a commit also waits for LMDB. */
+const MAX_UNFLUSHED_COMMITS = 256
 
 /**
  * Storage on LMDB, through lmdb-js with its default durable sync, behind a
@@ -37,17 +35,15 @@ const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024
  * is fdatasync'ed (one sequential write, shared by the commits of a sync); it is
  * queued to LMDB at the same time (async puts: one LMDB transaction per event
  * turn, the B-tree work on lmdb's writer thread, LMDB syncing on its own pace).
- * Until LMDB has committed a commit (made it visible to its readers), its writes
- * are served from memory (`#pending`), so reads see every acknowledged commit.
- * The log keeps a commit until LMDB has flushed it to disk; opening replays what
- * the log holds into LMDB, so a crash loses nothing acknowledged.
+ * Until LMDB has flushed a commit, its writes are served from memory (`#pending`),
+ * so reads see every acknowledged commit. Opening replays the log into LMDB, so a
+ * crash loses nothing acknowledged.
  */
 export class LmdbStorage implements StorageAdapter {
   readonly #db: RootDatabase<Buffer, Uint8Array>
   readonly #wal: WriteAheadLog
   readonly #pending = new PendingWrites()
-  #uncommitted = 0
-  #uncommittedBytes = 0
+  #unflushed = 0
   #lastFlush: Promise<unknown> = Promise.resolve()
   #failure: Error | undefined
   readonly #lagMs: number
@@ -113,31 +109,23 @@ export class LmdbStorage implements StorageAdapter {
     const copies = writes.map((write): OwnedWrite => (write.type === 'put' ? { type: 'put', key: write.key, value: Buffer.from(write.value) } : write))
     const { seq, durable } = this.#wal.append(copies)
     this.#pending.hold(copies, seq)
-    const bytes = copies.reduce((sum, write) => sum + (write.type === 'put' ? write.value.byteLength : 0), 0)
-    this.#uncommitted++
-    this.#uncommittedBytes += bytes
+    this.#unflushed++
     const applied = this.#lagMs > 0 ? new Promise((resolve) => setTimeout(resolve, this.#lagMs)).then(() => this.#apply(copies)) : this.#apply(copies)
-    const committed = applied.then(
-      () => this.#committed(copies, seq, bytes),
+    const flushed = applied.then(
+      () => this.#flushed(copies, seq),
       (err: unknown) => {
         this.#failure ??= new Error(`LMDB commit failed: ${(err as Error)?.message ?? String(err)}`)
         throw this.#failure
       },
     )
-    // The log keeps the commit until LMDB has it on disk, not just visible.
-    this.#lastFlush = committed.then(() => this.#db.flushed).then(
-      () => this.#wal.release(seq),
-      () => {},
-    )
+    this.#lastFlush = flushed.catch(() => {})
     // Memory is bounded: with LMDB far behind, commits wait for it too.
-    const behind = this.#uncommitted > MAX_UNCOMMITTED_COMMITS || this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES
-    await (behind ? Promise.all([durable, committed]) : durable)
+    await (this.#unflushed > MAX_UNFLUSHED_COMMITS ? Promise.all([durable, flushed]) : durable)
   }
 
   // Async puts and removes queued in one event turn go into one LMDB write
   // transaction (lmdb-js eventTurnBatching), so LMDB applies the commit whole. The
-  // last one settles once that transaction is committed (visible to reads); LMDB
-  // flushes it to disk after that (overlapping sync: see `db.flushed`).
+  // last one settles once that transaction is committed and flushed.
   #apply(writes: readonly OwnedWrite[]): Promise<boolean> {
     let last: Promise<boolean> | undefined
     for (const write of writes) {
@@ -157,11 +145,11 @@ export class LmdbStorage implements StorageAdapter {
     await this.#db.close()
   }
 
-  // LMDB serves commit `seq` now: its writes leave memory unless a later commit replaced them.
-  #committed(writes: readonly StorageWrite[], seq: number, bytes: number): void {
-    this.#uncommitted--
-    this.#uncommittedBytes -= bytes
+  // LMDB holds commit `seq` on disk now: its writes leave memory unless a later commit replaced them.
+  #flushed(writes: readonly StorageWrite[], seq: number): void {
+    this.#unflushed--
     this.#pending.release(writes, seq)
+    this.#wal.release(seq)
   }
 
   *#entries(range: StorageRange): Generator<readonly [StorageKey, Uint8Array], void, undefined> {
