@@ -1,4 +1,3 @@
-import { lowerBound } from './keyOrder.ts'
 import { assertStorageKey } from './StorageAdapter.ts'
 import type { StorageAdapter, StorageKey, StorageRange, StorageWrite } from './StorageAdapter.ts'
 
@@ -74,11 +73,39 @@ export class MemoryStorage implements StorageAdapter {
     this.#bytes -= Buffer.byteLength(key, 'utf8') + old.length
   }
 
+  /** The index of the first key >= `key`. */
   #lowerBound(key: StorageKey): number {
-    return lowerBound(this.#keys, key)
+    let low = 0
+    let high = this.#keys.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (compareCodePoints(this.#keys[middle] as StorageKey, key) < 0) low = middle + 1
+      else high = middle
+    }
+    return low
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new Error('MemoryStorage is closed')
   }
+}
+
+/**
+ * Orders strings by code point, i.e. by UTF-8 bytes. JS's `<` compares UTF-16 units,
+ * which puts U+10000 and above (surrogates, 0xD800-0xDFFF) before U+E000-U+FFFF.
+ */
+function compareCodePoints(a: string, b: string): number {
+  const length = Math.min(a.length, b.length)
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return codePointRank(x) - codePointRank(y)
+  }
+  return a.length - b.length
+}
+
+// Moves surrogates above U+E000-U+FFFF; the first differing unit decides for valid strings.
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800
 }

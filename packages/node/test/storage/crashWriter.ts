@@ -1,4 +1,4 @@
-// The victim of crash.test.ts, run as its own process: `crashWriter.ts <dir> <run> [lmdbLagMs]`.
+// The victim of crash.test.ts, run as its own process: `crashWriter.ts <dir> <run>`.
 // Commits forever from concurrent writers and prints a commit's name only after
 // commit() resolved, so every printed line is a promise that the commit is durable.
 import { fileURLToPath } from 'node:url'
@@ -18,10 +18,10 @@ export function crashValue(key: string): Uint8Array {
   return Buffer.from(`${key};`.repeat(seq % 10 === 0 ? 4000 : 1 + (seq % 20)))
 }
 
-async function main(path: string, run: string, lmdbLagMs: number): Promise<void> {
+async function main(path: string, run: string): Promise<void> {
   // Never outlive a test that forgot us.
   setTimeout(() => process.exit(3), 15_000).unref()
-  const storage = await LmdbStorage.open(path, { lmdbLagMs })
+  const storage = await LmdbStorage.open(path)
   const writer = async (writer: number): Promise<never> => {
     for (let seq = 0; ; seq++) {
       const name = `run${run}/writer${writer}/${seq}`
@@ -33,8 +33,8 @@ async function main(path: string, run: string, lmdbLagMs: number): Promise<void>
   await Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(i)))
 }
 
-const [, script, path, run, lag] = process.argv
+const [, script, path, run] = process.argv
 if (script === fileURLToPath(import.meta.url)) {
-  if (path === undefined || run === undefined) throw new Error('usage: crashWriter.ts <dir> <run> [lmdbLagMs]')
-  await main(path, run, Number(lag ?? 0))
+  if (path === undefined || run === undefined) throw new Error('usage: crashWriter.ts <dir> <run>')
+  await main(path, run)
 }
