@@ -36,6 +36,9 @@ export class LmdbStorage implements StorageAdapter {
       encoding: 'binary',
       keyEncoding: 'binary',
       commitDelay: options.commitDelay ?? 0,
+      // A write's promise settles when its transaction is committed (visible);
+      // its `flushed` promise when LMDB's overlapping sync has it on disk.
+      separateFlushed: true,
     })
     return new LmdbStorage(db)
   }
@@ -54,15 +57,19 @@ export class LmdbStorage implements StorageAdapter {
   async commit(writes: readonly StorageWrite[]): Promise<void> {
     for (const write of writes) assertStorageKey(write.key)
     // Async puts and removes queued in one event turn go into one LMDB write
-    // transaction (lmdb-js eventTurnBatching, on by default), so the commit is
-    // atomic; the B-tree work runs on lmdb's writer thread, not this one. The
-    // values are copied first: lmdb reads them later, and callers may reuse buffers. Every operation of the
-    // transaction settles when it is committed and flushed.
+    // transaction (lmdb-js eventTurnBatching), so the commit is atomic; the B-tree
+    // work runs on lmdb's writer thread, not this one. The values are copied first:
+    // lmdb reads them later, and callers may reuse buffers. LMDB syncs a
+    // transaction after committing it (overlappingSync), and one sync covers every
+    // transaction committed before it, so concurrent commits share disk flushes.
     let last: Promise<boolean> | undefined
     for (const write of writes) {
       last = write.type === 'put' ? this.#db.put(encodeKey(write.key), Buffer.from(write.value)) : this.#db.remove(encodeKey(write.key))
     }
+    if (!last) return
     await last
+    // Committed is visible, not yet durable: wait for the transaction's sync too.
+    await ((last as Promise<boolean> & { flushed?: PromiseLike<unknown> }).flushed ?? this.#db.flushed)
   }
 
   sizeBytes(): number {
