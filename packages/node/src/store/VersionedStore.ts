@@ -187,6 +187,8 @@ export class VersionedStore {
   private readonly pinned = new Map<string, { state: ForkState; writes: number }>()
   /** Checkpoint lists of forks read but not loaded (a fork must be loaded to change). */
   private readonly checkpointLists = new LruCache<string, Checkpoint[]>(10_000)
+  /** Settles when the last flush begun has emitted its events (flushes emit in commit order). */
+  private emitted: Promise<void> = Promise.resolve()
   /** Storage keys of revisions recorded but not yet durable. */
   private readonly uncommitted = new Set<string>()
   /** Mutations of this event-loop turn, waiting to be committed together. */
@@ -576,6 +578,7 @@ export class VersionedStore {
     this.closed = true
     await this.flush()
     await Promise.allSettled([...this.inflight])
+    await this.emitted
     this.cache.clear()
     await this.storage.close()
   }
@@ -882,33 +885,43 @@ export class VersionedStore {
     }
     const done = this.storage.commit(writes)
     this.inflight.add(done)
+    // Storage commits may settle out of order; the feed position and the events
+    // must not, or a watch past a later seq would skip an earlier batch's events.
+    const previous = this.emitted
+    let emitted!: () => void
+    this.emitted = new Promise((resolve) => (emitted = resolve))
     try {
-      await done
-    } catch (err) {
-      // Memory is now ahead of disk: refuse further writes rather than diverge.
-      this.failure = err as Error
-      this.cache.clear()
-      this.pinned.clear()
-      const failure = new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
-      for (const waiter of waiters) waiter.reject(failure)
-      return
-    } finally {
-      this.inflight.delete(done)
-      for (const event of events) this.uncommitted.delete(L.revision(event.revision.key, event.revision.fork, event.revision.id))
-    }
-    for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
-    for (const durable of batch.onDurable) durable()
-    const last = events.at(-1)
-    if (last) this.committedSeq = last.seq
-    for (const waiter of waiters) waiter.resolve()
-    for (const event of events) {
-      for (const listener of this.listeners) {
-        try {
-          listener(event)
-        } catch {
-          // A subscriber's failure is its own: the write is durable and acknowledged.
+      try {
+        await done
+      } catch (err) {
+        // Memory is now ahead of disk: refuse further writes rather than diverge.
+        this.failure = err as Error
+        this.cache.clear()
+        this.pinned.clear()
+        const failure = new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
+        for (const waiter of waiters) waiter.reject(failure)
+        return
+      } finally {
+        this.inflight.delete(done)
+        for (const event of events) this.uncommitted.delete(L.revision(event.revision.key, event.revision.fork, event.revision.id))
+      }
+      for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
+      for (const durable of batch.onDurable) durable()
+      for (const waiter of waiters) waiter.resolve()
+      await previous
+      const last = events.at(-1)
+      if (last) this.committedSeq = last.seq
+      for (const event of events) {
+        for (const listener of this.listeners) {
+          try {
+            listener(event)
+          } catch {
+            // A subscriber's failure is its own: the write is durable and acknowledged.
+          }
         }
       }
+    } finally {
+      emitted()
     }
   }
 

@@ -477,3 +477,45 @@ describe('concurrent remote delivery', () => {
     expect(b.feed(0, 10)).toHaveLength(2)
   })
 })
+
+describe('commit order', () => {
+  it('emits events and moves the feed head in seq order when storage commits settle out of order', async () => {
+    const memory = new MemoryStorage()
+    // The first commit (after the one that opens the feed) settles last.
+    let held: (() => void) | undefined
+    let commits = 0
+    const storage: StorageAdapter = {
+      get: (key) => memory.get(key),
+      range: (range) => memory.range(range),
+      sizeBytes: () => memory.sizeBytes(),
+      close: () => memory.close(),
+      commit: async (writes) => {
+        await memory.commit(writes)
+        if (++commits === 2) await new Promise<void>((resolve) => (held = resolve))
+      },
+    }
+    const store = new VersionedStore({ storage, nodeId: 'n1' as NodeId, now: () => time })
+    stores.push(store)
+    const seen: number[] = []
+    const heads: number[] = []
+    store.subscribe((event) => {
+      seen.push(event.seq)
+      heads.push(store.feedHead().seq)
+    })
+    await store.set('a', 1)
+    const second = store.set('b', 2)
+    try {
+      await new Promise((resolve) => setImmediate(resolve))
+      await store.set('c', 3)
+      // The third write is durable and acknowledged, but its event waits for the second's.
+      expect(seen).toEqual([1])
+      expect(store.feedHead().seq).toBe(1)
+    } finally {
+      held?.()
+    }
+    await second
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(seen).toEqual([1, 2, 3])
+    expect(heads).toEqual([1, 2, 3])
+  })
+})
