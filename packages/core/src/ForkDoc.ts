@@ -19,18 +19,31 @@ export class ForkDoc {
     this.doc = doc
   }
 
-  /** A doc from a full state (or empty). A guid avoids uuid generation per doc. */
+  /**
+   * A doc from a full state (or empty) that this node made or stored (CRC-checked):
+   * applied without the decode pre-check that bytes from a peer get. A guid
+   * avoids uuid generation per doc.
+   */
   static load(state?: Uint8Array, options: { gc?: boolean } = {}): ForkDoc {
     const doc = new Y.Doc({ guid: 'weft', gc: options.gc ?? true })
-    if (state) applyChecked(doc, state)
+    if (state) applyUnchecked(doc, state)
     return new ForkDoc(doc)
   }
 
-  /** Replays deltas (in history order) on top of an optional checkpoint. */
+  /**
+   * A new doc holding one update of any origin (a peer's first revision of a
+   * fork). Without the decode pre-check: if the update is bad this throws
+   * INVALID_UPDATE and the half-built doc is simply dropped.
+   */
+  static fromUpdate(update: Uint8Array): ForkDoc {
+    return ForkDoc.load(update)
+  }
+
+  /** Replays stored deltas (in history order) on top of an optional checkpoint. */
   static replay(checkpoint: Uint8Array | undefined, deltas: Iterable<Uint8Array>): ForkDoc {
     const fork = ForkDoc.load(checkpoint)
     Y.transact(fork.doc, () => {
-      for (const delta of deltas) applyChecked(fork.doc, delta)
+      for (const delta of deltas) applyUnchecked(fork.doc, delta)
     })
     return fork
   }
@@ -55,9 +68,18 @@ export class ForkDoc {
     })
   }
 
-  /** Applies a delta made elsewhere. Throws INVALID_UPDATE; afterwards the doc may be partly changed. */
+  /**
+   * Applies a delta from a peer. Decoding it first rejects most bad bytes before
+   * anything is integrated; still throws INVALID_UPDATE, after which the doc may
+   * be partly changed.
+   */
   apply(delta: Uint8Array): void {
     applyChecked(this.doc, delta)
+  }
+
+  /** Applies a delta this node made or stored (CRC-checked), without the pre-check. */
+  applyOwn(delta: Uint8Array): void {
+    applyUnchecked(this.doc, delta)
   }
 
   /** A new doc with the same state and a fresh writer id. */
@@ -89,6 +111,14 @@ function applyChecked(doc: Y.Doc, update: Uint8Array): void {
   try {
     // Decoding first rejects most garbage before anything is integrated.
     Y.decodeUpdate(update)
+  } catch (err) {
+    throw new WeftError(ErrorCode.INVALID_UPDATE, `malformed update: ${(err as Error).message}`)
+  }
+  applyUnchecked(doc, update)
+}
+
+function applyUnchecked(doc: Y.Doc, update: Uint8Array): void {
+  try {
     Y.applyUpdate(doc, update)
   } catch (err) {
     throw new WeftError(ErrorCode.INVALID_UPDATE, `malformed update: ${(err as Error).message}`)

@@ -327,7 +327,7 @@ export class VersionedStore {
       const doc = oldest > 1 ? this.stateAt(key, fork, { index: oldest - 1 }).doc : ForkDoc.load()
       let previous = doc.value()
       for (let i = page.length - 1; i >= 0; i--) {
-        doc.apply(page[i]![1].delta)
+        doc.applyOwn(page[i]![1].delta)
         const value = doc.value()
         entries[i] = {
           ...entries[i]!,
@@ -433,7 +433,7 @@ export class VersionedStore {
     const state = this.newFork(key, to)
     const ref = { fork: from, revision: origin.id }
     const delta = origin.doc.encodeState()
-    state.doc.apply(delta)
+    state.doc.applyOwn(delta)
     const revision: Revision = { id: this.nextId(), key, fork: to, kind: RevisionKind.fork, delta, from: ref, ...meta }
     return this.commitLocal(state, revision, [{ type: 'put', key: L.fork(key, to), value: encodeFork({ from: ref }) }])
   }
@@ -522,12 +522,18 @@ export class VersionedStore {
       if (seen.has(storageKey) || this.uncommitted.has(storageKey) || this.storage.get(storageKey)) continue
       seen.add(storageKey)
       const existing = this.loadFork(revision.key, revision.fork)
-      const state = existing ?? this.newFork(revision.key, revision.fork)
+      let state: ForkState
       try {
-        state.doc.apply(revision.delta)
+        if (existing) {
+          state = existing
+          state.doc.apply(revision.delta)
+        } else {
+          // A fork new here: a bad update only spoils a doc nobody else holds.
+          state = this.newFork(revision.key, revision.fork, ForkDoc.fromUpdate(revision.delta))
+        }
       } catch (err) {
         // A half-applied update leaves the doc suspect: reload it from storage next time.
-        this.cache.delete(cacheKey(state.key, state.fork))
+        this.cache.delete(cacheKey(revision.key, revision.fork))
         const e = toWeftError(err)
         rejected.push({ id: revision.id, code: e.code, message: e.message })
         continue
@@ -599,8 +605,8 @@ export class VersionedStore {
     return bytes ? decodeHead(bytes) : undefined
   }
 
-  private newFork(key: Key, fork: ForkName): ForkState {
-    return { key, fork, doc: ForkDoc.load(), head: { head: '' as RevisionId, count: 0, kind: RevisionKind.set, bytes: 0, deleted: true }, checkpoints: [] }
+  private newFork(key: Key, fork: ForkName, doc: ForkDoc = ForkDoc.load()): ForkState {
+    return { key, fork, doc, head: { head: '' as RevisionId, count: 0, kind: RevisionKind.set, bytes: 0, deleted: true }, checkpoints: [] }
   }
 
   /** The live state of a fork (cached), or undefined when it has no revisions. */
@@ -766,7 +772,7 @@ export class VersionedStore {
     const base = lastId && this.storage.get(L.revision(dst.key, dst.fork, lastId)) ? this.stateAt(dst.key, dst.fork, { revision: lastId }).doc.stateVector() : undefined
     const id = this.nextId()
     const merged = dst.doc.merge(src.doc, strategy, id, base)
-    if (merged.delta) dst.doc.apply(merged.delta)
+    if (merged.delta) dst.doc.applyOwn(merged.delta)
     const revision: Revision = { id, key: dst.key, fork: dst.fork, kind: RevisionKind.merge, delta: merged.delta ?? EMPTY_DELTA, from: { fork: src.fork, revision: src.head.head }, ...meta }
     const extra: StorageWrite[] = dst.head.count === 0 ? [{ type: 'put', key: L.fork(dst.key, dst.fork), value: encodeFork({}) }] : []
     const result = await this.commitLocal(dst, revision, extra)

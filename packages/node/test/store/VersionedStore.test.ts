@@ -359,11 +359,16 @@ describe('bad input', () => {
       { ...good, id: good.id.replace('.a', '.c'), delta: new Uint8Array([1, 2, 3, 4, 5, 6]) },
       { ...good, kind: 'explode' },
       { ...good, delta: 'not bytes' },
+      // The first revision of a fork b does not have: nothing of it may stay.
+      { ...good, key: 'fresh', delta: new Uint8Array([1, 0, 5, 200, 7]) },
       good,
     ])
     expect(result.applied.map((r) => r.id)).toEqual([good.id])
-    expect(result.rejected.map((r) => r.code).sort()).toEqual(['INVALID_ARGUMENT', 'INVALID_UPDATE', 'INVALID_UPDATE', 'INVALID_UPDATE', 'INVALID_UPDATE'])
+    expect(result.rejected.map((r) => r.code).sort()).toEqual(['INVALID_ARGUMENT', 'INVALID_UPDATE', 'INVALID_UPDATE', 'INVALID_UPDATE', 'INVALID_UPDATE', 'INVALID_UPDATE'])
     expect(b.get('k').value).toEqual({ x: 1 })
+    expect(b.keys().keys.map((k) => k.key)).toEqual(['k'])
+    expect(b.feed(0, 10).map((e) => e.key)).toEqual(['k'])
+    await expectCode(() => b.info('fresh'), 'KEY_NOT_FOUND')
   })
 })
 
