@@ -22,6 +22,17 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()))
 })
 
+/** `memory`, with commits going through `commit` (to hold them back or reorder them). */
+function withCommit(memory: MemoryStorage, commit: StorageAdapter['commit']): StorageAdapter {
+  return {
+    get: (key) => memory.get(key),
+    range: (range) => memory.range(range),
+    sizeBytes: () => memory.sizeBytes(),
+    close: () => memory.close(),
+    commit,
+  }
+}
+
 async function expectCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<void> {
   try {
     await (typeof promise === 'function' ? promise() : promise)
@@ -404,16 +415,10 @@ describe('reads while writes are in flight', () => {
     const memory = new MemoryStorage()
     let release: () => void = () => {}
     let gate = Promise.resolve()
-    const slow: StorageAdapter = {
-      get: (key) => memory.get(key),
-      range: (range) => memory.range(range),
-      sizeBytes: () => memory.sizeBytes(),
-      close: () => memory.close(),
-      commit: async (writes) => {
-        await gate
-        return memory.commit(writes)
-      },
-    }
+    const slow = withCommit(memory, async (writes) => {
+      await gate
+      return memory.commit(writes)
+    })
     const store = new VersionedStore({ storage: slow, nodeId: 'n1' as NodeId, now: () => time, checkpointEvery: 4 })
     stores.push(store)
     for (let i = 1; i <= 3; i++) await store.set('k', i)
@@ -489,16 +494,10 @@ describe('commit order', () => {
     // The first commit (after the one that opens the feed) settles last.
     let held: (() => void) | undefined
     let commits = 0
-    const storage: StorageAdapter = {
-      get: (key) => memory.get(key),
-      range: (range) => memory.range(range),
-      sizeBytes: () => memory.sizeBytes(),
-      close: () => memory.close(),
-      commit: async (writes) => {
-        await memory.commit(writes)
-        if (++commits === 2) await new Promise<void>((resolve) => (held = resolve))
-      },
-    }
+    const storage = withCommit(memory, async (writes) => {
+      await memory.commit(writes)
+      if (++commits === 2) await new Promise<void>((resolve) => (held = resolve))
+    })
     const store = new VersionedStore({ storage, nodeId: 'n1' as NodeId, now: () => time })
     stores.push(store)
     const seen: number[] = []
