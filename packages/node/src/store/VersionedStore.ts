@@ -165,12 +165,40 @@ interface Checkpoint {
   durable: boolean
 }
 
-interface ForkState {
+/**
+ * The live state of one fork. A fork with a single revision may let go of its
+ * doc (`release`): its whole state is that revision's delta, so the doc is
+ * rebuilt from it when next needed, just as a reload from storage would.
+ */
+class ForkState {
   readonly key: Key
   readonly fork: ForkName
-  doc: ForkDoc
   head: HeadRecord
   checkpoints: Checkpoint[]
+  private live: ForkDoc | undefined
+  private only: Uint8Array | undefined
+
+  constructor(key: Key, fork: ForkName, doc: ForkDoc, head: HeadRecord, checkpoints: Checkpoint[]) {
+    this.key = key
+    this.fork = fork
+    this.live = doc
+    this.head = head
+    this.checkpoints = checkpoints
+  }
+
+  get doc(): ForkDoc {
+    if (!this.live) {
+      this.live = ForkDoc.load(this.only)
+      this.only = undefined
+    }
+    return this.live
+  }
+
+  /** Drops the doc of a fork whose one revision is `delta`. */
+  release(delta: Uint8Array): void {
+    this.live = undefined
+    this.only = delta
+  }
 }
 
 export class VersionedStore {
@@ -606,7 +634,7 @@ export class VersionedStore {
   }
 
   private newFork(key: Key, fork: ForkName, doc: ForkDoc = ForkDoc.load()): ForkState {
-    return { key, fork, doc, head: { head: '' as RevisionId, count: 0, kind: RevisionKind.set, bytes: 0, deleted: true }, checkpoints: [] }
+    return new ForkState(key, fork, doc, { head: '' as RevisionId, count: 0, kind: RevisionKind.set, bytes: 0, deleted: true }, [])
   }
 
   /** The live state of a fork (cached), or undefined when it has no revisions. */
@@ -619,7 +647,7 @@ export class VersionedStore {
     const checkpoints = this.readCheckpoints(key, fork)
     const last = checkpoints.at(-1)
     const doc = this.replayAfter(key, fork, last, undefined)
-    const state: ForkState = { key, fork, doc, head, checkpoints }
+    const state = new ForkState(key, fork, doc, head, checkpoints)
     // From now on the live state keeps the list; a stale copy must not outlive it.
     this.checkpointLists.delete(id)
     this.cache.set(id, state)
@@ -848,6 +876,7 @@ export class VersionedStore {
     // A fork written once stays pinned until durable, then goes: caching every
     // new key's doc would evict the docs of keys that are written again.
     if (count > 1) this.cache.set(slot, state)
+    else state.release(revision.delta)
     const pin = this.pinned.get(slot)
     if (pin) pin.writes++
     else this.pinned.set(slot, { state, writes: 1 })

@@ -430,6 +430,34 @@ describe('reads while writes are in flight', () => {
     expect(store.get('k', 'main', { at: time + 10 }).value).toBe(4)
   })
 
+  it('builds on a new key whose first revision is not yet durable (its doc is let go until needed)', async () => {
+    const memory = new MemoryStorage()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const slow = withCommit(memory, async (writes) => {
+      await gate
+      return memory.commit(writes)
+    })
+    const store = new VersionedStore({ storage: slow, nodeId: 'n1' as NodeId, now: () => time })
+    stores.push(store)
+    const source = openStore({ nodeId: 'src' })
+    await source.set('r', { a: 1, b: 1 })
+    await source.set('r', { a: 2, b: 1 })
+    const [first, second] = [...source.revisionIds('r' as never, 'main' as never)].map((id) => source.revision('r' as never, 'main' as never, id)!)
+    // Each fork's first revision is pending when its second one comes.
+    const writes = [store.set('l', { a: 1, b: 1 }), store.applyRemote([first])]
+    await new Promise((resolve) => setImmediate(resolve))
+    writes.push(store.set('l', { a: 1, b: 2 }), store.applyRemote([second]))
+    await new Promise((resolve) => setImmediate(resolve))
+    release()
+    await Promise.all(writes)
+    expect(store.get('l').value).toEqual({ a: 1, b: 2 })
+    expect(store.get('r').value).toEqual({ a: 2, b: 1 })
+    expect(store.info('l').revisionCount).toBe(2)
+    expect(store.info('r').revisionCount).toBe(2)
+    expect(store.history('r', 'main', { values: true }).revisions.map((r) => r.value)).toEqual([{ a: 2, b: 1 }, { a: 1, b: 1 }])
+  })
+
   it('forks the head that writes see, and refuses to fork a deleted key', async () => {
     const store = openStore()
     const first = store.set('k', 1)
