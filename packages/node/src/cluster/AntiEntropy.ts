@@ -42,8 +42,13 @@ interface Cursor {
   seq: number
 }
 
-/** Get requests a round keeps in flight (the peer serves one while we apply the other). */
-const FETCHES_IN_FLIGHT = 2
+/**
+ * Get requests a round keeps in flight: the peer serves and the network carries
+ * some while this node applies others, and none waits idle on a commit's sync.
+ */
+const FETCHES_IN_FLIGHT = 8
+/** Feed pages a round has fetches under way for (its memory is bounded by the window). */
+const PAGES_IN_FLIGHT = 3
 
 function refKey(ref: readonly [string, string, string]): string {
   return `${ref[0]}\u0000${ref[1]}\u0000${ref[2]}`
@@ -117,8 +122,9 @@ export class AntiEntropy {
     const head = await this.ask(peer, { t: 'head' }, 'head')
     let cursor = this.cursors.get(peer)
     if (!cursor || cursor.epoch !== head.epoch) cursor = { epoch: head.epoch, seq: 0 }
+    const { epoch } = cursor
     const start = cursor.seq
-    let repaired = 0
+    let scannedTo = cursor.seq
     let lastLog = Date.now()
     // The next feed page is asked for while this one's revisions are fetched.
     const askPage = (after: number) => {
@@ -127,26 +133,37 @@ export class AntiEntropy {
       page.catch(() => {})
       return page
     }
+    // Chunks of successive pages share one window of gets, so the pipeline does
+    // not drain at each page's end. A page counts as done (and the kept cursor
+    // moves past it) only once it and every page before it are applied here.
+    const window = new FetchWindow(FETCHES_IN_FLIGHT)
+    let applied: Promise<number> = Promise.resolve(0)
+    const pagesInFlight: Promise<unknown>[] = []
     let nextPage = cursor.seq < head.seq ? askPage(cursor.seq) : undefined
     while (nextPage && !this.stopped) {
       const page: Extract<SyncResponse, { t: 'feed' }> = await nextPage
       nextPage = undefined
-      if (page.epoch !== cursor.epoch || page.entries.length === 0) break
+      if (page.epoch !== epoch || page.entries.length === 0) break
       const last = page.entries.at(-1)![0]
       if (last < head.seq) nextPage = askPage(last)
       this.stats.scanned += page.entries.length
+      scannedTo = last
       const missing = page.entries.filter(([, key, fork, id]) => !this.store.hasRevision(key, fork, id)).map(([, key, fork, id]) => [key, fork, id] as const)
-      repaired += await this.fetch(peer, missing)
-      cursor = { epoch: cursor.epoch, seq: last }
-      // Only advance the kept cursor once what it covers is applied here.
-      this.cursors.set(peer, cursor)
+      const fetched = this.fetch(peer, missing, window)
+      applied = Promise.all([applied, fetched]).then(([before, now]) => {
+        this.cursors.set(peer, { epoch, seq: last })
+        return before + now
+      })
+      // Settled through `applied`; this copy only bounds the pages in flight.
+      pagesInFlight.push(applied.catch(() => {}))
+      if (pagesInFlight.length >= PAGES_IN_FLIGHT) await pagesInFlight.shift()
       if (Date.now() - lastLog > 2000) {
         lastLog = Date.now()
-        this.logger.info({ peer, at: cursor.seq, of: head.seq, repaired }, 'anti-entropy catching up')
+        this.logger.info({ peer, at: scannedTo, of: head.seq, repaired: this.stats.repaired }, 'anti-entropy catching up')
       }
     }
-    this.cursors.set(peer, cursor)
-    if (repaired > 0) this.logger.info({ peer, repaired, entries: cursor.seq - start }, 'anti-entropy repaired revisions')
+    const repaired = await applied
+    if (repaired > 0) this.logger.info({ peer, repaired, entries: (this.cursors.get(peer)?.seq ?? start) - start }, 'anti-entropy repaired revisions')
   }
 
   /**
@@ -154,7 +171,7 @@ export class AntiEntropy {
    * (from another peer) are not asked for twice: this round waits for that
    * fetch, then asks only for what is still missing.
    */
-  private async fetch(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
+  private async fetch(peer: PeerId, refs: (readonly [string, string, string])[], window: FetchWindow): Promise<number> {
     const elsewhere: Promise<void>[] = []
     const waitedFor: (readonly [string, string, string])[] = []
     const mine: (readonly [string, string, string])[] = []
@@ -165,30 +182,29 @@ export class AntiEntropy {
         waitedFor.push(ref)
       } else mine.push(ref)
     }
-    let repaired = await this.fetchFrom(peer, mine)
+    let repaired = await this.fetchFrom(peer, mine, window)
     if (elsewhere.length > 0) {
       await Promise.allSettled(elsewhere)
-      repaired += await this.fetchFrom(peer, waitedFor.filter(([key, fork, id]) => !this.store.hasRevision(key, fork, id)))
+      repaired += await this.fetchFrom(peer, waitedFor.filter(([key, fork, id]) => !this.store.hasRevision(key, fork, id)), window)
     }
     return repaired
   }
 
   /**
-   * Fetches in chunks, FETCHES_IN_FLIGHT at a time, so the peer serves (and
-   * the network carries) the next chunk while this node applies the last one.
+   * Fetches in chunks, each taking a place in the round's window of gets, so
+   * the peer serves (and the network carries) later chunks while this node
+   * applies earlier ones.
    */
-  private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
+  private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[], window: FetchWindow): Promise<number> {
     const chunks: (readonly [string, string, string])[][] = []
     for (let i = 0; i < refs.length; i += SyncLimits.refsPerGet) chunks.push(refs.slice(i, i + SyncLimits.refsPerGet))
+    // Every chunk ends before the error (if any) is the round's.
+    const results = await Promise.allSettled(chunks.map((chunk) => window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))))
     let repaired = 0
-    const worker = async (): Promise<void> => {
-      for (let chunk = chunks.shift(); chunk && !this.stopped; chunk = chunks.shift()) repaired += await this.fetchChunk(peer, chunk)
+    for (const result of results) {
+      if (result.status === 'rejected') throw result.reason
+      repaired += result.value
     }
-    const workers = Array.from({ length: Math.min(FETCHES_IN_FLIGHT, chunks.length) }, worker)
-    // Every worker ends before the error (if any) is the round's.
-    const results = await Promise.allSettled(workers)
-    const failed = results.find((r) => r.status === 'rejected')
-    if (failed) throw failed.reason
     return repaired
   }
 
@@ -253,6 +269,30 @@ export class AntiEntropy {
         }
         return pack({ t: 'get', revisions } satisfies SyncResponse)
       }
+    }
+  }
+}
+
+/** At most `size` tasks running at once; the rest wait their turn in order. */
+class FetchWindow {
+  private running = 0
+  private readonly waiting: (() => void)[] = []
+  private readonly size: number
+
+  constructor(size: number) {
+    this.size = size
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    else this.running++
+    try {
+      return await task()
+    } finally {
+      const next = this.waiting.shift()
+      // The place passes straight to the next waiter.
+      if (next) next()
+      else this.running--
     }
   }
 }
