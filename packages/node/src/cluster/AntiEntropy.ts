@@ -137,10 +137,14 @@ export class AntiEntropy {
     // not drain at each page's end. A page counts as done (and the kept cursor
     // moves past it) only once it and every page before it are applied here.
     const window = new FetchWindow(FETCHES_IN_FLIGHT)
-    let applied: Promise<number> = Promise.resolve(0)
-    const pagesInFlight: Promise<unknown>[] = []
+    /** Fetches of the pages still under way (at most PAGES_IN_FLIGHT). */
+    const pages: Promise<unknown>[] = []
+    /** True once this page and every one before it are applied here. */
+    let appliedThrough = Promise.resolve(true)
+    let failure: { err: unknown } | undefined
+    let repaired = 0
     let nextPage = cursor.seq < head.seq ? askPage(cursor.seq) : undefined
-    while (nextPage && !this.stopped) {
+    while (nextPage && !this.stopped && !failure) {
       const page: Extract<SyncResponse, { t: 'feed' }> = await nextPage
       nextPage = undefined
       if (page.epoch !== epoch || page.entries.length === 0) break
@@ -149,20 +153,30 @@ export class AntiEntropy {
       this.stats.scanned += page.entries.length
       scannedTo = last
       const missing = page.entries.filter(([, key, fork, id]) => !this.store.hasRevision(key, fork, id)).map(([, key, fork, id]) => [key, fork, id] as const)
-      const fetched = this.fetch(peer, missing, window)
-      applied = Promise.all([applied, fetched]).then(([before, now]) => {
-        this.cursors.set(peer, { epoch, seq: last })
-        return before + now
+      const fetched = this.fetch(peer, missing, window).then(
+        (n) => {
+          repaired += n
+          return true
+        },
+        (err: unknown) => {
+          failure ??= { err }
+          return false
+        },
+      )
+      appliedThrough = Promise.all([appliedThrough, fetched]).then(([before, now]) => {
+        if (before && now) this.cursors.set(peer, { epoch, seq: last })
+        return before && now
       })
-      // Settled through `applied`; this copy only bounds the pages in flight.
-      pagesInFlight.push(applied.catch(() => {}))
-      if (pagesInFlight.length >= PAGES_IN_FLIGHT) await pagesInFlight.shift()
+      pages.push(appliedThrough)
+      if (pages.length >= PAGES_IN_FLIGHT) await pages.shift()
       if (Date.now() - lastLog > 2000) {
         lastLog = Date.now()
-        this.logger.info({ peer, at: scannedTo, of: head.seq, repaired: this.stats.repaired }, 'anti-entropy catching up')
+        this.logger.info({ peer, at: scannedTo, of: head.seq, repaired }, 'anti-entropy catching up')
       }
     }
-    const repaired = await applied
+    // Every fetch of the round ends before its error (if any) is the round's.
+    await Promise.all(pages)
+    if (failure) throw failure.err
     if (repaired > 0) this.logger.info({ peer, repaired, entries: (this.cursors.get(peer)?.seq ?? start) - start }, 'anti-entropy repaired revisions')
   }
 

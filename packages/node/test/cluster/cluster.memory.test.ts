@@ -2,7 +2,7 @@
 // same logic the real cluster runs, fast and deterministic enough for CI.
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NodeId } from '@weft/core'
-import { Topics, pack, SYNC_PROTOCOL } from '@weft/protocol'
+import { SYNC_PROTOCOL, SyncLimits, Topics, pack, unpack } from '@weft/protocol'
 import { AntiEntropy } from '../../src/cluster/AntiEntropy.ts'
 import type { PeerId } from '../../src/cluster/ClusterTransport.ts'
 import { Membership } from '../../src/cluster/Membership.ts'
@@ -133,6 +133,41 @@ describe('cluster over the memory network', () => {
       expect(first.keys.length + (first.next ? c.store.keys({ limit: 1000, after: first.next }).keys.length : 0)).toBe(2000)
       expect(c.store.get('key/1999').value).toEqual({ i: 1999 })
     }, 20_000)
+  })
+
+  it('keeps what a failed catch-up round applied: the next round scans and fetches only the rest', async () => {
+    // Two feed pages, written before `a` joins the network (so none of it is gossiped).
+    const total = SyncLimits.feedPage + 2 * SyncLimits.refsPerGet
+    const storage = new MemoryStorage()
+    const filling = new VersionedStore({ storage, nodeId: 'a' as NodeId })
+    await Promise.all(Array.from({ length: total }, (_, i) => filling.set(`key/${i}`, i)))
+    const network = new MemoryNetwork()
+    const a = await startNode(network, 'a', { antiEntropyMs: 60_000, storage })
+    const serve = network.transports.get(a.transport.peerId)!
+    let gets = 0
+    let asked = 0
+    const failAt = SyncLimits.feedPage / SyncLimits.refsPerGet + 1 // the second page's first get
+    const real = (serve as unknown as { handlers: Map<string, (from: PeerId, bytes: Uint8Array) => Promise<Uint8Array>> }).handlers.get(SYNC_PROTOCOL)!
+    serve.handle(SYNC_PROTOCOL, async (from, bytes) => {
+      const request = unpack(bytes) as { t: string; refs?: unknown[] }
+      if (request.t === 'get') {
+        asked += request.refs!.length
+        if (++gets === failAt) return pack({ t: 'error', code: 'UNAVAILABLE', message: 'injected' })
+      }
+      return real(from, bytes)
+    })
+    const c = await startNode(network, 'c', { antiEntropyMs: 60_000 })
+    await eventually(() => expect(c.antiEntropy.stats.failedRounds).toBe(1))
+    const held = c.store.keyCount()
+    expect(held).toBeGreaterThanOrEqual(SyncLimits.feedPage)
+    expect(held).toBeLessThan(total)
+    const scanned = c.antiEntropy.stats.scanned
+    asked = 0
+    await c.antiEntropy.syncWith(a.transport.peerId)
+    expect(c.store.keyCount()).toBe(total)
+    // The kept cursor had moved past the first page only.
+    expect(c.antiEntropy.stats.scanned - scanned).toBe(total - SyncLimits.feedPage)
+    expect(asked).toBe(total - held)
   })
 
   it('catches up a node that was down, from its old data', async () => {
