@@ -50,6 +50,12 @@ export class LmdbStorage implements StorageAdapter {
     return this.#db.getBinary(bytes)
   }
 
+  has(key: StorageKey): boolean {
+    const bytes = encodeKey(key)
+    if (bytes.length === 0 || bytes.length > MAX_KEY_BYTES) return false
+    return this.#db.doesExist(bytes)
+  }
+
   range(range: StorageRange): Iterable<readonly [StorageKey, Uint8Array]> {
     return { [Symbol.iterator]: () => this.#entries(range) }
   }

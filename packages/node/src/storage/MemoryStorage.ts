@@ -18,6 +18,11 @@ export class MemoryStorage implements StorageAdapter {
     return this.#values.get(key)?.slice()
   }
 
+  has(key: StorageKey): boolean {
+    this.#assertOpen()
+    return this.#values.has(key)
+  }
+
   range(range: StorageRange): Iterable<readonly [StorageKey, Uint8Array]> {
     return { [Symbol.iterator]: () => this.#entries(range) }
   }

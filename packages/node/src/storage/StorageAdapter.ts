@@ -43,6 +43,8 @@ export interface StorageRange {
 
 export interface StorageAdapter {
   get(key: StorageKey): Uint8Array | undefined
+  /** Whether `key` holds a value (empty counts), without copying it out. */
+  has(key: StorageKey): boolean
   /** Entries in key order (or reverse), as they are when the iteration starts. */
   range(range: StorageRange): Iterable<readonly [StorageKey, Uint8Array]>
   /**

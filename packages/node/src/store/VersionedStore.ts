@@ -547,7 +547,7 @@ export class VersionedStore {
       }
       const storageKey = L.revision(revision.key, revision.fork, revision.id)
       // Gossip and anti-entropy often deliver the same revision at once.
-      if (seen.has(storageKey) || this.uncommitted.has(storageKey) || this.storage.get(storageKey)) continue
+      if (seen.has(storageKey) || this.uncommitted.has(storageKey) || this.storage.has(storageKey)) continue
       seen.add(storageKey)
       const existing = this.loadFork(revision.key, revision.fork)
       let state: ForkState
@@ -584,7 +584,7 @@ export class VersionedStore {
   }
 
   hasRevision(key: string, fork: string, id: string): boolean {
-    return this.storage.get(L.revision(key as Key, fork as ForkName, id as RevisionId)) !== undefined
+    return this.storage.has(L.revision(key as Key, fork as ForkName, id as RevisionId))
   }
 
   /** One stored revision, whole (for anti-entropy and replication). */
@@ -773,7 +773,7 @@ export class VersionedStore {
   private requireRevisionId(key: Key, fork: ForkName, input: string): RevisionId {
     parseRevisionId(input)
     const id = input as RevisionId
-    if (!this.storage.get(L.revision(key, fork, id))) {
+    if (!this.storage.has(L.revision(key, fork, id))) {
       throw new WeftError(ErrorCode.REVISION_NOT_FOUND, `${key}@${fork} has no revision ${id}`, { key, fork, revision: id })
     }
     return id
@@ -797,7 +797,7 @@ export class VersionedStore {
     // What dst held right after its last merge from src is common ground, not a dst change.
     const last = this.storage.get(L.lastMerge(dst.key, dst.fork, src.fork))
     const lastId = last ? (new TextDecoder().decode(last) as RevisionId) : undefined
-    const base = lastId && this.storage.get(L.revision(dst.key, dst.fork, lastId)) ? this.stateAt(dst.key, dst.fork, { revision: lastId }).doc.stateVector() : undefined
+    const base = lastId && this.storage.has(L.revision(dst.key, dst.fork, lastId)) ? this.stateAt(dst.key, dst.fork, { revision: lastId }).doc.stateVector() : undefined
     const id = this.nextId()
     const merged = dst.doc.merge(src.doc, strategy, id, base)
     if (merged.delta) dst.doc.applyOwn(merged.delta)

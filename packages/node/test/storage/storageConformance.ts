@@ -46,6 +46,15 @@ export function runStorageAdapterTests(name: string, setup: () => Promise<Storag
       it('returns undefined for a key never written', () => {
         expect(adapter.get('missing')).toBeUndefined()
         expect(adapter.get('')).toBeUndefined()
+        expect(adapter.has('missing')).toBe(false)
+        expect(adapter.has('')).toBe(false)
+        expect(adapter.has('x'.repeat(5000))).toBe(false)
+      })
+
+      it('tells whether a key holds a value, empty ones included', async () => {
+        await adapter.commit([put('a', 'one'), put('empty', ''), put('gone')])
+        await adapter.commit([del('gone')])
+        expect([adapter.has('a'), adapter.has('empty'), adapter.has('gone'), adapter.has('b')]).toEqual([true, true, false, false])
       })
 
       it('reads back a put, and a later put replaces it', async () => {

@@ -26,6 +26,7 @@ afterEach(async () => {
 function withCommit(memory: MemoryStorage, commit: StorageAdapter['commit']): StorageAdapter {
   return {
     get: (key) => memory.get(key),
+    has: (key) => memory.has(key),
     range: (range) => memory.range(range),
     sizeBytes: () => memory.sizeBytes(),
     close: () => memory.close(),
