@@ -43,10 +43,11 @@ interface Cursor {
 }
 
 /**
- * Get requests a round keeps in flight: the peer serves and the network carries
- * some while this node applies others, and none waits idle on a commit's sync.
+ * Get requests this node keeps in flight, over all its rounds: the peers serve
+ * and the network carries some while this node applies others, and none waits
+ * idle on a commit's sync. Bounds the replies held (each up to getBytes).
  */
-const FETCHES_IN_FLIGHT = 8
+const FETCHES_IN_FLIGHT = 16
 /** Feed pages a round has fetches under way for (its memory is bounded by the window). */
 const PAGES_IN_FLIGHT = 3
 
@@ -65,6 +66,7 @@ export class AntiEntropy {
   private readonly running = new Map<PeerId, Promise<void>>()
   /** Revisions being fetched right now, by any round: key\0fork\0id → settles when done. */
   private readonly fetching = new Map<string, Promise<void>>()
+  private readonly window = new FetchWindow(FETCHES_IN_FLIGHT)
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private readonly onConnect = ({ peer }: { peer: PeerId }) => void this.syncWith(peer)
@@ -133,10 +135,9 @@ export class AntiEntropy {
       page.catch(() => {})
       return page
     }
-    // Chunks of successive pages share one window of gets, so the pipeline does
-    // not drain at each page's end. A page counts as done (and the kept cursor
+    // Chunks of successive pages share the node's window of gets, so the pipeline
+    // does not drain at each page's end. A page counts as done (and the kept cursor
     // moves past it) only once it and every page before it are applied here.
-    const window = new FetchWindow(FETCHES_IN_FLIGHT)
     /** Fetches of the pages still under way (at most PAGES_IN_FLIGHT). */
     const pages: Promise<unknown>[] = []
     /** True once this page and every one before it are applied here. */
@@ -153,7 +154,7 @@ export class AntiEntropy {
       this.stats.scanned += page.entries.length
       scannedTo = last
       const missing = page.entries.filter(([, key, fork, id]) => !this.store.hasRevision(key, fork, id)).map(([, key, fork, id]) => [key, fork, id] as const)
-      const fetched = this.fetch(peer, missing, window).then(
+      const fetched = this.fetch(peer, missing).then(
         (n) => {
           repaired += n
           return true
@@ -185,7 +186,7 @@ export class AntiEntropy {
    * (from another peer) are not asked for twice: this round waits for that
    * fetch, then asks only for what is still missing.
    */
-  private async fetch(peer: PeerId, refs: (readonly [string, string, string])[], window: FetchWindow): Promise<number> {
+  private async fetch(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     const elsewhere: Promise<void>[] = []
     const waitedFor: (readonly [string, string, string])[] = []
     const mine: (readonly [string, string, string])[] = []
@@ -196,24 +197,24 @@ export class AntiEntropy {
         waitedFor.push(ref)
       } else mine.push(ref)
     }
-    let repaired = await this.fetchFrom(peer, mine, window)
+    let repaired = await this.fetchFrom(peer, mine)
     if (elsewhere.length > 0) {
       await Promise.allSettled(elsewhere)
-      repaired += await this.fetchFrom(peer, waitedFor.filter(([key, fork, id]) => !this.store.hasRevision(key, fork, id)), window)
+      repaired += await this.fetchFrom(peer, waitedFor.filter(([key, fork, id]) => !this.store.hasRevision(key, fork, id)))
     }
     return repaired
   }
 
   /**
-   * Fetches in chunks, each taking a place in the round's window of gets, so
+   * Fetches in chunks, each taking a place in the node's window of gets, so
    * the peer serves (and the network carries) later chunks while this node
    * applies earlier ones.
    */
-  private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[], window: FetchWindow): Promise<number> {
+  private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     const chunks: (readonly [string, string, string])[][] = []
     for (let i = 0; i < refs.length; i += SyncLimits.refsPerGet) chunks.push(refs.slice(i, i + SyncLimits.refsPerGet))
     // Every chunk ends before the error (if any) is the round's.
-    const results = await Promise.allSettled(chunks.map((chunk) => window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))))
+    const results = await Promise.allSettled(chunks.map((chunk) => this.window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))))
     let repaired = 0
     for (const result of results) {
       if (result.status === 'rejected') throw result.reason
