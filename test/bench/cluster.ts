@@ -696,7 +696,7 @@ async function joinOnce(cluster: TestCluster, sources: NodeProcess[], total: num
   }
   log(`  caught up: ${seconds(run.fromSpawnMs)} s after spawn, ${seconds(run.fromReadyMs)} s after ready (first peer connected ${fmtInt(run.connectedMs)} ms after ready)`)
   log(`  keys over time since ready: ${curve.join(', ')}`)
-  log(`  joiner: ${fmtInt(run.repaired)} revisions repaired, ${fmtInt(m.get('weft_anti_entropy_rounds_total') ?? NaN)} rounds, ${cpu.toFixed(1)} CPU s (${((cpu / (run.fromSpawnMs / 1000)) * 100).toFixed(0)}% of one core since spawn); other processes on the machine meanwhile: ${fmtLoad(others)}`)
+  log(`  joiner: ${fmtInt(run.repaired)} revisions repaired (${fmtInt(m.get('weft_anti_entropy_fetched_revisions_total') ?? NaN)} fetched), ${fmtInt(m.get('weft_anti_entropy_rounds_total') ?? NaN)} rounds, ${cpu.toFixed(1)} CPU s (${((cpu / (run.fromSpawnMs / 1000)) * 100).toFixed(0)}% of one core since spawn); other processes on the machine meanwhile: ${fmtLoad(others)}`)
   // Gone before the next attempt (the sources forget it after their redial backoff).
   await joiner.stop(PROFILE_DIR ? 'SIGTERM' : 'SIGKILL')
   return run

@@ -137,6 +137,7 @@ export class WeftNode {
     counter('weft_anti_entropy_rounds_total', 'Anti-entropy rounds started', () => a.rounds)
     counter('weft_anti_entropy_failed_rounds_total', 'Anti-entropy rounds that failed', () => a.failedRounds)
     counter('weft_anti_entropy_repaired_revisions_total', 'Revisions repaired by anti-entropy', () => a.repaired)
+    counter('weft_anti_entropy_fetched_revisions_total', 'Revisions received in anti-entropy replies, new here or not', () => a.fetched)
     gauge('weft_peers_connected', 'Peers with an open connection', () => this.transport.connectedPeers().length)
     gauge('weft_members_alive', 'Members seen alive (not counting this node)', () => this.membership.alivePeers().length)
   }

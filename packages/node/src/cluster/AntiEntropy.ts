@@ -27,12 +27,16 @@ export interface AntiEntropyOptions {
   /** Time between rounds with every connected peer. */
   readonly intervalMs?: number
   readonly requestTimeoutMs?: number
+  /** Get requests kept in flight over all rounds (default FETCHES_IN_FLIGHT). */
+  readonly fetchesInFlight?: number
 }
 
 export interface AntiEntropyStats {
   rounds: number
   failedRounds: number
   repaired: number
+  /** Revisions received in get replies, new here or not (above `repaired`: fetched twice, or gossip was faster). */
+  fetched: number
   /** Peer feed entries examined. */
   scanned: number
 }
@@ -56,7 +60,7 @@ function refKey(ref: readonly [string, string, string]): string {
 }
 
 export class AntiEntropy {
-  readonly stats: AntiEntropyStats = { rounds: 0, failedRounds: 0, repaired: 0, scanned: 0 }
+  readonly stats: AntiEntropyStats = { rounds: 0, failedRounds: 0, repaired: 0, fetched: 0, scanned: 0 }
   private readonly store: VersionedStore
   private readonly transport: ClusterTransport
   private readonly logger: Logger
@@ -66,7 +70,7 @@ export class AntiEntropy {
   private readonly running = new Map<PeerId, Promise<void>>()
   /** Revisions being fetched right now, by any round: key\0fork\0id → settles when done. */
   private readonly fetching = new Map<string, Promise<void>>()
-  private readonly window = new FetchWindow(FETCHES_IN_FLIGHT)
+  private readonly window: FetchWindow
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private readonly onConnect = ({ peer }: { peer: PeerId }) => void this.syncWith(peer)
@@ -77,6 +81,7 @@ export class AntiEntropy {
     this.logger = options.logger
     this.intervalMs = options.intervalMs ?? 5000
     this.timeoutMs = options.requestTimeoutMs ?? 10_000
+    this.window = new FetchWindow(options.fetchesInFlight ?? FETCHES_IN_FLIGHT)
     this.transport.handle(SYNC_PROTOCOL, (from, request) => this.serve(from, request))
   }
 
@@ -208,13 +213,26 @@ export class AntiEntropy {
   /**
    * Fetches in chunks, each taking a place in the node's window of gets, so
    * the peer serves (and the network carries) later chunks while this node
-   * applies earlier ones.
+   * applies earlier ones. A chunk's revisions count as being fetched from the
+   * moment it is queued, so no other round asks for them meanwhile.
    */
   private async fetchFrom(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     const chunks: (readonly [string, string, string])[][] = []
     for (let i = 0; i < refs.length; i += SyncLimits.refsPerGet) chunks.push(refs.slice(i, i + SyncLimits.refsPerGet))
+    const fetchOne = async (chunk: (readonly [string, string, string])[]): Promise<number> => {
+      let done: () => void = () => {}
+      const marker = new Promise<void>((resolve) => (done = resolve))
+      const keys = chunk.map(refKey).filter((k) => !this.fetching.has(k))
+      for (const k of keys) this.fetching.set(k, marker)
+      try {
+        return await this.window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))
+      } finally {
+        for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
+        done()
+      }
+    }
     // Every chunk ends before the error (if any) is the round's.
-    const results = await Promise.allSettled(chunks.map((chunk) => this.window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))))
+    const results = await Promise.allSettled(chunks.map(fetchOne))
     let repaired = 0
     for (const result of results) {
       if (result.status === 'rejected') throw result.reason
@@ -226,25 +244,17 @@ export class AntiEntropy {
   private async fetchChunk(peer: PeerId, refs: (readonly [string, string, string])[]): Promise<number> {
     let repaired = 0
     let pending = refs
-    let done: () => void = () => {}
-    const marker = new Promise<void>((resolve) => (done = resolve))
-    const keys = refs.map(refKey).filter((k) => !this.fetching.has(k))
-    for (const k of keys) this.fetching.set(k, marker)
-    try {
-      while (pending.length > 0 && !this.stopped) {
-        const reply = await this.ask(peer, { t: 'get', refs: pending }, 'get')
-        if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${pending.length} revisions`)
-        const result = await this.store.applyRemote(reply.revisions)
-        if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
-        repaired += result.applied.length
-        this.stats.repaired += result.applied.length
-        // A response may stop early at its byte budget: ask again for the rest.
-        const got = new Set(reply.revisions.map((r) => refKey([r.key, r.fork, r.id])))
-        pending = pending.filter((ref) => !got.has(refKey(ref)) && !this.store.hasRevision(ref[0], ref[1], ref[2]))
-      }
-    } finally {
-      for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
-      done()
+    while (pending.length > 0 && !this.stopped) {
+      const reply = await this.ask(peer, { t: 'get', refs: pending }, 'get')
+      if (reply.revisions.length === 0) throw new Error(`${peer} returned none of ${pending.length} revisions`)
+      this.stats.fetched += reply.revisions.length
+      const result = await this.store.applyRemote(reply.revisions)
+      if (result.rejected.length > 0) this.logger.warn({ peer, rejected: result.rejected.slice(0, 5) }, 'rejected revisions from anti-entropy')
+      repaired += result.applied.length
+      this.stats.repaired += result.applied.length
+      // A response may stop early at its byte budget: ask again for the rest.
+      const got = new Set(reply.revisions.map((r) => refKey([r.key, r.fork, r.id])))
+      pending = pending.filter((ref) => !got.has(refKey(ref)) && !this.store.hasRevision(ref[0], ref[1], ref[2]))
     }
     return repaired
   }

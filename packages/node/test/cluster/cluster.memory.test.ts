@@ -23,11 +23,11 @@ interface TestNode {
 
 const running: TestNode[] = []
 
-async function startNode(network: MemoryNetwork, name: string, options: { antiEntropyMs?: number; storage?: MemoryStorage; forgetAfterMs?: number } = {}): Promise<TestNode> {
+async function startNode(network: MemoryNetwork, name: string, options: { antiEntropyMs?: number; storage?: MemoryStorage; forgetAfterMs?: number; fetchesInFlight?: number } = {}): Promise<TestNode> {
   const store = new VersionedStore({ storage: options.storage ?? new MemoryStorage(), nodeId: name as NodeId })
   const transport = network.transport(name)
   const replicator = new Replicator({ store, transport, logger: silentLogger })
-  const antiEntropy = new AntiEntropy({ store, transport, logger: silentLogger, intervalMs: options.antiEntropyMs ?? 50 })
+  const antiEntropy = new AntiEntropy({ store, transport, logger: silentLogger, intervalMs: options.antiEntropyMs ?? 50, ...(options.fetchesInFlight !== undefined && { fetchesInFlight: options.fetchesInFlight }) })
   const membership = new Membership({
     transport,
     logger: silentLogger,
@@ -168,6 +168,25 @@ describe('cluster over the memory network', () => {
     // The kept cursor had moved past the first page only.
     expect(c.antiEntropy.stats.scanned - scanned).toBe(total - SyncLimits.feedPage)
     expect(asked).toBe(total - held)
+  })
+
+  it('fetches each revision once when two peers offer the same ones, in other orders', async () => {
+    // Two peers hold the same revisions, their feeds in opposite orders; the
+    // joiner's window is small, so chunks of both rounds wait their turn.
+    const total = SyncLimits.feedPage + 2 * SyncLimits.refsPerGet
+    const first = new MemoryStorage()
+    const filling = new VersionedStore({ storage: first, nodeId: 'a' as NodeId })
+    await Promise.all(Array.from({ length: total }, (_, i) => filling.set(`key/${i}`, i)))
+    const second = new MemoryStorage()
+    const copying = new VersionedStore({ storage: second, nodeId: 'b' as NodeId })
+    for (const entry of filling.feed(0, total).reverse()) await copying.applyRemote([filling.revision(entry.key, entry.fork, entry.id)!])
+    const network = new MemoryNetwork()
+    await startNode(network, 'a', { antiEntropyMs: 60_000, storage: first })
+    await startNode(network, 'b', { antiEntropyMs: 60_000, storage: second })
+    const c = await startNode(network, 'c', { antiEntropyMs: 60_000, fetchesInFlight: 2 })
+    await eventually(() => expect(c.antiEntropy.stats.repaired).toBe(total), 30_000)
+    expect(c.store.keyCount()).toBe(total)
+    expect(c.antiEntropy.stats.fetched).toBe(total)
   })
 
   it('catches up a node that was down, from its old data', async () => {
