@@ -42,6 +42,8 @@ import {
   codeVersion,
   loadText,
   sleep,
+  machineCpuSeconds,
+  processCpuSeconds,
 } from './lib.ts'
 
 const DOCS = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url))
@@ -178,17 +180,10 @@ async function metrics(node: NodeProcess): Promise<Map<string, number>> {
   return out
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+/** CPU seconds (user + system) a node process has used so far, from /proc (Linux). */
 function cpuSeconds(node: NodeProcess): number {
   const pid = node.child?.pid
-  if (pid === undefined) return NaN
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100 // utime + stime, in USER_HZ (100 on Linux)
-  } catch {
-    return NaN
-  }
+  return pid === undefined ? NaN : processCpuSeconds(pid)
 }
 
 // ---- the machine's other load ------------------------------------------------------
@@ -205,15 +200,7 @@ interface CpuMark {
 }
 
 function cpuMark(nodes: NodeProcess[]): CpuMark {
-  let busy = NaN
-  let steal = NaN
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-    busy = (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / 100
-    steal = (f[7] ?? 0) / 100
-  } catch {
-    // not Linux
-  }
+  const { busy, steal } = machineCpuSeconds()
   const self = process.cpuUsage()
   return { at: performance.now(), busy, steal, ours: nodes.reduce((sum, node) => sum + (cpuSeconds(node) || 0), 0) + (self.user + self.system) / 1e6 }
 }

@@ -3,8 +3,7 @@
 // sending the next (closed loop). A warm-up, then a fixed measured window;
 // ops/s and latency percentiles over the window, plus the CPU the servers
 // and this process used in it.
-import { readFileSync } from 'node:fs'
-import { fmtInt, fmtMs, log, percentile } from './lib.ts'
+import { fmtInt, fmtMs, log, machineCpuSeconds, percentile, processCpuSeconds } from './lib.ts'
 
 /** One request of worker `worker` (0..inFlight-1); its `seq`-th. */
 export type Op = (worker: number, seq: number) => Promise<void>
@@ -33,29 +32,13 @@ export interface MeasureOptions {
   readonly progressMs?: number
 }
 
-const CLOCK_TICKS = 100
-
 /** utime + stime of a process, in ms (Linux /proc; 0 elsewhere). */
-function cpuMsOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields[0] is field 3 (state); utime is field 14, stime field 15.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
-  } catch {
-    return 0
-  }
-}
+const cpuMsOf = (pid: number): number => (processCpuSeconds(pid) || 0) * 1000
 
 /** Busy CPU time of the whole machine, ms (user, nice, system, irq, softirq, steal; /proc/stat). */
 function machineBusyMs(): number {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields
-    return ((user + nice + system + irq + softirq + steal) * 1000) / CLOCK_TICKS
-  } catch {
-    return NaN
-  }
+  const { busy, steal } = machineCpuSeconds()
+  return (busy + steal) * 1000
 }
 
 const benchCpuMs = () => {

@@ -12,9 +12,8 @@
 // Prints only; docs/benchmarks.md quotes it by hand. The echo process is
 // stopped by PID, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
-import { fmtInt, loadText, log, sleep } from './lib.ts'
+import { fmtInt, loadText, log, processCpuSeconds, sleep } from './lib.ts'
 
 const QUICK = process.argv.includes('--quick')
 const RUN_MS = QUICK ? 500 : 3000
@@ -26,13 +25,6 @@ const server = require('node:net').createServer((socket) => socket.on('data', (d
 server.listen(0, '127.0.0.1', () => console.log(server.address().port))
 setTimeout(() => process.exit(3), ${RATES.length * (RUN_MS + 5000) + 10_000}).unref()
 `
-
-/** CPU seconds (user + system) of a process so far, from /proc (Linux only). */
-function cpuOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
 
 async function startEcho(): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['-e', ECHO], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -51,7 +43,7 @@ async function measure(port: number, echoPid: number, rate: number): Promise<{ d
   let received = 0
   socket.on('data', (data: Buffer) => (received += data.length))
   const total = Math.round((rate * RUN_MS) / 1000)
-  const echoBefore = cpuOf(echoPid)
+  const echoBefore = processCpuSeconds(echoPid)
   const clientBefore = process.cpuUsage()
   const start = performance.now()
   for (let i = 0; i < total; i++) {
@@ -62,7 +54,7 @@ async function measure(port: number, echoPid: number, rate: number): Promise<{ d
   const deadline = performance.now() + 5000
   while (received < total * MESSAGE.length && performance.now() < deadline) await sleep(5)
   const client = process.cpuUsage(clientBefore)
-  const echo = cpuOf(echoPid) - echoBefore
+  const echo = processCpuSeconds(echoPid) - echoBefore
   socket.destroy()
   const done = Math.floor(received / MESSAGE.length)
   return { done, client: (client.user + client.system) / done, echo: (echo * 1e6) / done }

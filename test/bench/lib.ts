@@ -9,6 +9,34 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+// ---- CPU accounting (Linux /proc) ----------------------------------------------
+
+/** Clock ticks per second in /proc (USER_HZ: 100 on Linux). */
+const USER_HZ = 100
+
+/** CPU seconds (user + system) process `pid` has used so far; NaN where /proc cannot tell. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // After the command name in parentheses: field 3 (state) first, utime is field 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ
+  } catch {
+    return NaN
+  }
+}
+
+/** CPU seconds the whole machine has been busy (user, nice, system, irq, softirq) and stolen by the hypervisor; NaN where /proc cannot tell. */
+export function machineCpuSeconds(): { busy: number; steal: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields
+    return { busy: (user + nice + system + irq + softirq) / USER_HZ, steal: steal / USER_HZ }
+  } catch {
+    return { busy: NaN, steal: NaN }
+  }
+}
+
 // ---- arguments, time, what was measured ---------------------------------------
 
 /** The value after flag `name` in `args`, if any. */
