@@ -15,6 +15,12 @@ const encodeKey = (key: StorageKey): Buffer => Buffer.from(key, 'utf8')
 const utf8 = new TextDecoder()
 const lowestKey = encodeKey('\u0000')
 
+/** The key's bytes, or undefined for keys LMDB could never hold (it throws on them; they are simply absent). */
+function readableKey(key: StorageKey): Buffer | undefined {
+  const bytes = encodeKey(key)
+  return bytes.length === 0 || bytes.length > MAX_KEY_BYTES ? undefined : bytes
+}
+
 /**
  * Storage on LMDB, through lmdb-js with its default durable sync. Commits are lmdb
  * async writes: those queued in one event turn share one write transaction, and
@@ -44,16 +50,13 @@ export class LmdbStorage implements StorageAdapter {
   }
 
   get(key: StorageKey): Uint8Array | undefined {
-    const bytes = encodeKey(key)
-    // LMDB throws on keys it could never hold; they are simply absent.
-    if (bytes.length === 0 || bytes.length > MAX_KEY_BYTES) return undefined
-    return this.#db.getBinary(bytes)
+    const bytes = readableKey(key)
+    return bytes && this.#db.getBinary(bytes)
   }
 
   has(key: StorageKey): boolean {
-    const bytes = encodeKey(key)
-    if (bytes.length === 0 || bytes.length > MAX_KEY_BYTES) return false
-    return this.#db.doesExist(bytes)
+    const bytes = readableKey(key)
+    return bytes !== undefined && this.#db.doesExist(bytes)
   }
 
   range(range: StorageRange): Iterable<readonly [StorageKey, Uint8Array]> {
