@@ -225,7 +225,7 @@ export class AntiEntropy {
       const keys = chunk.map(refKey).filter((k) => !this.fetching.has(k))
       for (const k of keys) this.fetching.set(k, marker)
       try {
-        return await this.window.run(() => (this.stopped ? Promise.resolve(0) : this.fetchChunk(peer, chunk)))
+        return await this.window.run(() => this.fetchChunk(peer, chunk))
       } finally {
         for (const k of keys) if (this.fetching.get(k) === marker) this.fetching.delete(k)
         done()
