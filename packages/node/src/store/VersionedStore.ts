@@ -201,6 +201,14 @@ class ForkState {
   }
 }
 
+/** Mutations waiting to be committed together, and who waits on them. */
+interface Batch {
+  writes: StorageWrite[]
+  events: CommittedRevision[]
+  onDurable: (() => void)[]
+  waiters: { resolve: () => void; reject: (err: Error) => void }[]
+}
+
 export class VersionedStore {
   readonly nodeId: NodeId
   private readonly storage: StorageAdapter
@@ -220,7 +228,7 @@ export class VersionedStore {
   /** Storage keys of revisions recorded but not yet durable. */
   private readonly uncommitted = new Set<string>()
   /** Mutations of this event-loop turn, waiting to be committed together. */
-  private batch: { writes: StorageWrite[]; events: CommittedRevision[]; onDurable: (() => void)[]; waiters: { resolve: () => void; reject: (err: Error) => void }[] } | undefined
+  private batch: Batch | undefined
   private failure: Error | undefined
   private closed = false
   private seq: number
@@ -909,7 +917,7 @@ export class VersionedStore {
     const batch = this.batch
     if (!batch) return
     this.batch = undefined
-    const { writes, events, waiters } = batch
+    const { writes, events } = batch
     writes.push(
       { type: 'put', key: L.clock, value: new TextEncoder().encode(encodeHlc(this.clock.peek())) },
       { type: 'put', key: L.keyCount, value: encodeIndex(this.liveKeys) },
@@ -918,45 +926,51 @@ export class VersionedStore {
       writes.push({ type: 'put', key: L.epoch, value: new TextEncoder().encode(this.epoch) })
       this.pendingEpoch = false
     }
-    const done = this.storage.commit(writes)
-    this.inflight.add(done)
+    const durable = this.settle(this.storage.commit(writes), batch)
     // Storage commits may settle out of order; the feed position and the events
     // must not, or a watch past a later seq would skip an earlier batch's events.
-    const previous = this.emitted
-    let emitted!: () => void
-    this.emitted = new Promise((resolve) => (emitted = resolve))
+    this.emitted = Promise.all([this.emitted, durable]).then(([, ok]) => {
+      if (ok) this.emit(events)
+    })
+    await this.emitted
+  }
+
+  /** Waits for a batch's commit and answers its writers (at once, in any order); false if it failed. */
+  private async settle(done: Promise<void>, batch: Batch): Promise<boolean> {
+    const { events, waiters } = batch
+    this.inflight.add(done)
     try {
-      try {
-        await done
-      } catch (err) {
-        // Memory is now ahead of disk: refuse further writes rather than diverge.
-        this.failure = err as Error
-        this.cache.clear()
-        this.pinned.clear()
-        const failure = new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
-        for (const waiter of waiters) waiter.reject(failure)
-        return
-      } finally {
-        this.inflight.delete(done)
-        for (const event of events) this.uncommitted.delete(L.revision(event.revision.key, event.revision.fork, event.revision.id))
-      }
-      for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
-      for (const durable of batch.onDurable) durable()
-      for (const waiter of waiters) waiter.resolve()
-      await previous
-      const last = events.at(-1)
-      if (last) this.committedSeq = last.seq
-      for (const event of events) {
-        for (const listener of this.listeners) {
-          try {
-            listener(event)
-          } catch {
-            // A subscriber's failure is its own: the write is durable and acknowledged.
-          }
+      await done
+    } catch (err) {
+      // Memory is now ahead of disk: refuse further writes rather than diverge.
+      this.failure = err as Error
+      this.cache.clear()
+      this.pinned.clear()
+      const failure = new WeftError(ErrorCode.STORAGE_FAILED, `storage commit failed: ${(err as Error).message}`)
+      for (const waiter of waiters) waiter.reject(failure)
+      return false
+    } finally {
+      this.inflight.delete(done)
+      for (const event of events) this.uncommitted.delete(L.revision(event.revision.key, event.revision.fork, event.revision.id))
+    }
+    for (const event of events) this.unpin(cacheKey(event.revision.key, event.revision.fork))
+    for (const durable of batch.onDurable) durable()
+    for (const waiter of waiters) waiter.resolve()
+    return true
+  }
+
+  /** Moves the feed head past a durable batch and tells subscribers of its revisions. */
+  private emit(events: readonly CommittedRevision[]): void {
+    const last = events.at(-1)
+    if (last) this.committedSeq = last.seq
+    for (const event of events) {
+      for (const listener of this.listeners) {
+        try {
+          listener(event)
+        } catch {
+          // A subscriber's failure is its own: the write is durable and acknowledged.
         }
       }
-    } finally {
-      emitted()
     }
   }
 
